@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is huskd's configuration file, /etc/husk/config.toml. Every field
+// has a built-in default; the file only says what differs.
+type Config struct {
+	Root   string `toml:"root" comment:"Persistent data: pod records and files (and, later, images)."`
+	State  string `toml:"state" comment:"Volatile state: shim sockets, pinned namespaces, /dev/shm of pods. A tmpfs such as /run."`
+	Listen string `toml:"listen" comment:"The CRI socket kubelet and crictl connect to."`
+
+	Runtime RuntimeConfig `toml:"runtime"`
+}
+
+// RuntimeConfig is the [runtime] table.
+type RuntimeConfig struct {
+	ShimPath     string   `toml:"shim_path" comment:"husk-shim binary; empty: next to huskd, else on PATH."`
+	RuncPath     string   `toml:"runc_path" comment:"husk-runc binary; empty: next to huskd, else on PATH."`
+	PausePath    string   `toml:"pause_path" comment:"husk-pause binary; empty: next to huskd, else on PATH."`
+	CgroupParent string   `toml:"cgroup_parent" comment:"cgroupfs parent of pods whose config names none."`
+	ShmSize      int64    `toml:"shm_size" comment:"Bytes of each pod's own /dev/shm."`
+	StopTimeout  Duration `toml:"stop_timeout" comment:"How long a pod's processes get to die after SIGKILL."`
+	// RunPodSandbox keeps working after kubelet's 4-minute timeout, so that
+	// kubelet's retry gets the result.
+	CreateTimeout Duration `toml:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
+}
+
+// Duration is a time.Duration written as "10s" in TOML.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfigPath is read when --config is not given; it may be absent.
+const DefaultConfigPath = "/etc/husk/config.toml"
+
+func defaultConfig() Config {
+	return Config{
+		Root:   "/var/lib/husk",
+		State:  "/run/husk",
+		Listen: "/run/husk/husk.sock",
+		Runtime: RuntimeConfig{
+			CgroupParent:  "/husk",
+			ShmSize:       64 << 20,
+			StopTimeout:   Duration(10 * time.Second),
+			CreateTimeout: Duration(4 * time.Minute),
+		},
+	}
+}
+
+// loadConfig reads path over the defaults. A missing file is an error only
+// when the user named it.
+func loadConfig(path string, explicit bool) (Config, error) {
+	cfg := defaultConfig()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) {
+			return cfg, fmt.Errorf("%s: %s", path, sm.String())
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return cfg, fmt.Errorf("%s:%d:%d: %v", path, row, col, de)
+		}
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// validate checks the config and fills the binary paths.
+func (c *Config) validate() error {
+	for name, p := range map[string]string{"root": c.Root, "state": c.State, "listen": c.Listen} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%s: %q is not an absolute path", name, p)
+		}
+	}
+	// Shim sockets live at <state>/pods/<64-hex id>/shim.sock and a unix
+	// socket path has room for 107 bytes.
+	if n := len(filepath.Clean(c.State)) + len("/pods/") + 64 + len("/shim.sock"); n > 107 {
+		return fmt.Errorf("state: %q is too long for the shims' socket paths (%d of 107 bytes)", c.State, n)
+	}
+	if len(c.Listen) > 107 {
+		return fmt.Errorf("listen: %q is longer than a unix socket path may be", c.Listen)
+	}
+	if c.Runtime.ShmSize <= 0 {
+		return fmt.Errorf("runtime.shm_size: must be positive")
+	}
+	var err error
+	if c.Runtime.ShimPath, err = findBinary(c.Runtime.ShimPath, "husk-shim"); err != nil {
+		return fmt.Errorf("runtime.shim_path: %w", err)
+	}
+	if c.Runtime.RuncPath, err = findBinary(c.Runtime.RuncPath, "husk-runc"); err != nil {
+		return fmt.Errorf("runtime.runc_path: %w", err)
+	}
+	if c.Runtime.PausePath, err = findBinary(c.Runtime.PausePath, "husk-pause"); err != nil {
+		return fmt.Errorf("runtime.pause_path: %w", err)
+	}
+	return nil
+}
+
+// findBinary returns path if set, else name next to huskd's own binary,
+// else name on PATH.
+func findBinary(path, name string) (string, error) {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", err
+		}
+		return filepath.Abs(path)
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found next to huskd or on PATH", name)
+	}
+	return filepath.Abs(p)
+}
+
+func (c Config) toml() string {
+	b, err := toml.Marshal(c)
+	if err != nil {
+		return "# " + err.Error()
+	}
+	return string(b)
+}

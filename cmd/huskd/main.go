@@ -1,0 +1,175 @@
+// huskd is the husk CRI daemon: kubelet, crictl and critest talk to it on
+// one unix socket. It starts a husk-shim per pod and can be restarted at
+// any time without disturbing them.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/cri"
+	"github.com/huskrt/husk/sandbox"
+)
+
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	fs := flag.NewFlagSet("huskd", flag.ExitOnError)
+	klog.InitFlags(fs)
+	configPath := fs.String("config", DefaultConfigPath, "configuration file (TOML); absent means built-in defaults")
+	root := fs.String("root", "", "persistent data directory (overrides the config's root)")
+	state := fs.String("state", "", "volatile state directory (overrides the config's state)")
+	listen := fs.String("listen", "", "CRI socket path (overrides the config's listen)")
+	printConfig := fs.Bool("print-config", false, "print the effective configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	_ = fs.Parse(os.Args[1:])
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+
+	if *showVersion {
+		fmt.Println("huskd", version)
+		return
+	}
+	cfg, err := loadConfig(*configPath, explicit)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "huskd:", err)
+		os.Exit(2)
+	}
+	if *root != "" {
+		cfg.Root = *root
+	}
+	if *state != "" {
+		cfg.State = *state
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *printConfig {
+		// Print before validate: a config is worth seeing even when its
+		// binaries are not installed yet.
+		fmt.Print(cfg.toml())
+		return
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "huskd:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		klog.ErrorS(err, "huskd failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+func run(ctx context.Context, cfg Config) error {
+	for _, d := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	unlock, err := lockState(cfg.State)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	mgr, err := sandbox.New(sandbox.Config{
+		Root: cfg.Root, State: cfg.State,
+		ShimPath: cfg.Runtime.ShimPath, RuncPath: cfg.Runtime.RuncPath, PausePath: cfg.Runtime.PausePath,
+		CgroupParent: cfg.Runtime.CgroupParent, ShmSize: cfg.Runtime.ShmSize,
+		HostResolvConf: "/etc/resolv.conf", HostHosts: "/etc/hosts",
+		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
+		StopTimeout:   time.Duration(cfg.Runtime.StopTimeout),
+	})
+	if err != nil {
+		return err
+	}
+	cfgJSON, _ := json.Marshal(cfg)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON)}, mgr)
+	g := grpc.NewServer(srv.ServerOptions()...)
+	srv.Register(g)
+
+	l, err := listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- g.Serve(l) }()
+	klog.InfoS("huskd serving; recovering pods", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+
+	// Calls answer Unavailable until the pods of the last run are back.
+	if err := mgr.Recover(ctx); err != nil {
+		g.Stop()
+		return fmt.Errorf("recovering: %w", err)
+	}
+	srv.SetReady()
+	klog.InfoS("huskd ready")
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	klog.InfoS("huskd stopping; pods keep running")
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		g.Stop()
+	}
+	return nil
+}
+
+// listen opens the CRI socket (mode 0660), replacing a stale socket file
+// but never one that another huskd still serves.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is already served by another process", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	old := unix.Umask(0o117)
+	l, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	return l, os.Chmod(path, 0o660)
+}
+
+// lockState takes an exclusive lock on the state directory: two huskds on
+// one state would tear each other's pods down.
+func lockState(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "huskd.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another huskd uses %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,84 @@
+package cri
+
+import (
+	"context"
+	"strings"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/sandbox"
+)
+
+// matchSandbox applies a PodSandboxFilter: an ID (or unique prefix,
+// resolved by the caller into id), a state and a label selector, all of
+// which must match.
+func matchSandbox(sb *sandbox.Sandbox, f *runtime.PodSandboxFilter, id string) bool {
+	if f == nil {
+		return true
+	}
+	if f.GetId() != "" && sb.ID != id {
+		return false
+	}
+	if st := f.GetState(); st != nil && sb.State.CRI() != st.GetState() {
+		return false
+	}
+	labels := sb.Config.GetLabels()
+	for k, v := range f.GetLabelSelector() {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveID turns a filter's ID or ID prefix into the one sandbox ID it
+// names. An unknown or ambiguous prefix matches nothing: a list filter is
+// not an error.
+func resolveID(all []*sandbox.Sandbox, idOrPrefix string) string {
+	found := ""
+	for _, sb := range all {
+		if sb.ID == idOrPrefix {
+			return sb.ID
+		}
+		if strings.HasPrefix(sb.ID, idOrPrefix) {
+			if found != "" {
+				return "\x00ambiguous"
+			}
+			found = sb.ID
+		}
+	}
+	if found == "" {
+		return "\x00none"
+	}
+	return found
+}
+
+func (s *Server) listSandboxes(f *runtime.PodSandboxFilter) []*runtime.PodSandbox {
+	all := s.sandboxes.List()
+	id := ""
+	if f.GetId() != "" {
+		id = resolveID(all, f.GetId())
+	}
+	out := make([]*runtime.PodSandbox, 0, len(all))
+	for _, sb := range all {
+		if !matchSandbox(sb, f, id) {
+			continue
+		}
+		out = append(out, &runtime.PodSandbox{
+			Id:             sb.ID,
+			Metadata:       sb.Config.GetMetadata(),
+			State:          sb.State.CRI(),
+			CreatedAt:      sb.CreatedAt.UnixNano(),
+			Labels:         sb.Config.GetLabels(),
+			Annotations:    sb.Config.GetAnnotations(),
+			RuntimeHandler: sb.RuntimeHandler,
+		})
+	}
+	return out
+}
+
+// ListPodSandbox returns a list of PodSandboxes, filtered by ID (or a
+// unique ID prefix), state and labels.
+func (s *Server) ListPodSandbox(_ context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
+	return &runtime.ListPodSandboxResponse{Items: s.listSandboxes(r.GetFilter())}, nil
+}

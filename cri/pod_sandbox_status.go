@@ -1,0 +1,75 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/sandbox"
+)
+
+// sandboxInfo is the verbose "info" of PodSandboxStatus, shaped like
+// containerd's so that tools reading one read the other.
+type sandboxInfo struct {
+	Pid            int                       `json:"pid"`
+	ShimPid        int                       `json:"shimPid"`
+	State          string                    `json:"state"`
+	Reason         string                    `json:"reason,omitempty"`
+	CgroupPath     string                    `json:"cgroupPath"`
+	Namespaces     map[string]string         `json:"namespaces"`
+	ShmPath        string                    `json:"shmPath,omitempty"`
+	RuntimeHandler string                    `json:"runtimeHandler"`
+	Config         *runtime.PodSandboxConfig `json:"config"`
+}
+
+// PodSandboxStatus returns the status of the PodSandbox. If the PodSandbox
+// is not present, returns an error (NotFound).
+func (s *Server) PodSandboxStatus(_ context.Context, r *runtime.PodSandboxStatusRequest) (*runtime.PodSandboxStatusResponse, error) {
+	if r.GetPodSandboxId() == "" {
+		return nil, errdefs.InvalidArgument("pod_sandbox_id", "must not be empty")
+	}
+	sb, err := s.sandboxes.Get(r.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtime.PodSandboxStatusResponse{
+		Status:    podSandboxStatus(sb),
+		Timestamp: time.Now().UnixNano(),
+	}
+	if r.GetVerbose() {
+		info := sandboxInfo{
+			Pid: sb.PausePID, ShimPid: sb.ShimPID, State: sb.State.String(), Reason: sb.Reason,
+			CgroupPath: sb.CgroupPath, Namespaces: sb.Namespaces, ShmPath: sb.ShmPath,
+			RuntimeHandler: sb.RuntimeHandler, Config: sb.Config,
+		}
+		if info.Namespaces == nil {
+			info.Namespaces = map[string]string{}
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+func podSandboxStatus(sb *sandbox.Sandbox) *runtime.PodSandboxStatus {
+	cfg := sb.Config
+	return &runtime.PodSandboxStatus{
+		Id:        sb.ID,
+		Metadata:  cfg.GetMetadata(),
+		State:     sb.State.CRI(),
+		CreatedAt: sb.CreatedAt.UnixNano(),
+		Network:   &runtime.PodSandboxNetworkStatus{},
+		Linux: &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{
+			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+		}},
+		Labels:         cfg.GetLabels(),
+		Annotations:    cfg.GetAnnotations(),
+		RuntimeHandler: sb.RuntimeHandler,
+	}
+}

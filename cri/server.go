@@ -1,0 +1,75 @@
+// Package cri serves the Container Runtime Interface: kubelet's, crictl's
+// and critest's view of husk. Each RPC lives in its own file, validation at
+// the top; errors come back wrapped around an errdefs kind and are turned
+// into gRPC codes by the interceptor in errors.go, the only place that does.
+//
+// cri never touches the kernel or libcontainer itself: it maps requests to
+// the sandbox (and later container and image) managers.
+package cri
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/sandbox"
+)
+
+// RuntimeName is what Version reports as runtime_name.
+const RuntimeName = "husk"
+
+// Handlers are the runtime handlers (RuntimeClass handlers) husk serves:
+// "" is the default, and "husk" names it explicitly.
+var Handlers = []string{"", "husk"}
+
+// Options configure a Server.
+type Options struct {
+	// Version is husk's version, reported by Version.
+	Version string
+	// ConfigJSON is the effective configuration, shown by a verbose Status.
+	ConfigJSON string
+}
+
+// Server implements RuntimeService and ImageService.
+type Server struct {
+	runtime.UnimplementedRuntimeServiceServer
+	runtime.UnimplementedImageServiceServer
+
+	opts      Options
+	sandboxes *sandbox.Manager
+
+	// ready is false until recovery after a restart has finished; until then
+	// every call answers Unavailable.
+	ready atomic.Bool
+
+	mu      sync.Mutex
+	podCIDR string // from UpdateRuntimeConfig
+}
+
+// New returns a server over the given managers. It answers Unavailable
+// until SetReady is called.
+func New(opts Options, sandboxes *sandbox.Manager) *Server {
+	return &Server{opts: opts, sandboxes: sandboxes}
+}
+
+// SetReady lets calls through; call it once recovery has finished.
+func (s *Server) SetReady() { s.ready.Store(true) }
+
+// Register adds both CRI services to g.
+func (s *Server) Register(g *grpc.Server) {
+	runtime.RegisterRuntimeServiceServer(g, s)
+	runtime.RegisterImageServiceServer(g, s)
+}
+
+// ServerOptions are the interceptors every husk gRPC server needs.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.UnaryInterceptor(s.unaryInterceptor),
+		grpc.StreamInterceptor(s.streamInterceptor),
+		// kubelet's own limit; lists of many pods are large.
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.MaxSendMsgSize(16 << 20),
+	}
+}

@@ -1,0 +1,102 @@
+// Package errdefs holds the error kinds that husk's packages wrap at the
+// source (fmt.Errorf("...: %w", errdefs.ErrNotFound)) and that the CRI server
+// turns into gRPC codes in exactly one place. Nothing else should decide a
+// gRPC code.
+package errdefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// The kinds. Wrap them with %w; compare with errors.Is.
+var (
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrUnimplemented      = errors.New("not implemented")
+)
+
+// InvalidArgument returns an ErrInvalidArgument whose message names what was
+// wrong; field is the request field at fault, in the proto's snake_case.
+func InvalidArgument(field, format string, args ...any) error {
+	return &kindError{kind: ErrInvalidArgument, msg: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// NotFound returns an ErrNotFound error with the given message.
+func NotFound(format string, args ...any) error {
+	return &kindError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+}
+
+// AlreadyExists returns an ErrAlreadyExists error with the given message.
+func AlreadyExists(format string, args ...any) error {
+	return &kindError{kind: ErrAlreadyExists, msg: fmt.Sprintf(format, args...)}
+}
+
+// FailedPrecondition returns an ErrFailedPrecondition error with the given message.
+func FailedPrecondition(format string, args ...any) error {
+	return &kindError{kind: ErrFailedPrecondition, msg: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable returns an ErrUnavailable error with the given message.
+func Unavailable(format string, args ...any) error {
+	return &kindError{kind: ErrUnavailable, msg: fmt.Sprintf(format, args...)}
+}
+
+// kindError carries a kind without repeating it in the message: a client
+// reads "metadata.name: must not be empty", and the code says the rest.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Code is the gRPC code for err: the kind it wraps, or the context error it
+// wraps, or Unknown.
+func Code(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	switch {
+	case errors.Is(err, ErrInvalidArgument):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrNotFound):
+		return codes.NotFound
+	case errors.Is(err, ErrAlreadyExists):
+		return codes.AlreadyExists
+	case errors.Is(err, ErrFailedPrecondition):
+		return codes.FailedPrecondition
+	case errors.Is(err, ErrUnavailable):
+		return codes.Unavailable
+	case errors.Is(err, ErrUnimplemented):
+		return codes.Unimplemented
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Unknown
+}
+
+// ToGRPC turns err into a gRPC status error with Code(err) and err's message.
+// A status error passes through unchanged.
+func ToGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(Code(err), err.Error())
+}

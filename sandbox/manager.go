@@ -1,0 +1,519 @@
+// Package sandbox owns pod sandboxes: their names, namespaces, files,
+// cgroup, and the per-pod husk-shim that runs the pause. It keeps the
+// sandboxes in memory for fast lists and on disk for restarts.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/renameio/v2"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/shim/shimapi"
+)
+
+// Config is what the manager needs to know about the node. Zero values
+// are not defaults: huskd's config fills every field.
+type Config struct {
+	Root  string // persistent: <root>/pods/<id>/ holds the record and pod files
+	State string // volatile: <state>/pods/<id>/ holds the shim socket, pins, shm
+
+	ShimPath  string
+	RuncPath  string
+	PausePath string
+
+	// CgroupParent is used for pods that name none.
+	CgroupParent string
+	ShmSize      int64
+
+	HostResolvConf string
+	HostHosts      string
+
+	// CreateTimeout bounds a RunPodSandbox once it has started, whether or
+	// not its caller is still waiting.
+	CreateTimeout time.Duration
+	// StopTimeout bounds how long processes get to die after SIGKILL.
+	StopTimeout time.Duration
+}
+
+// Manager runs pod sandboxes. Its methods are safe for concurrent use;
+// calls on different sandboxes do not wait for each other.
+type Manager struct {
+	cfg         Config
+	pauseRootfs string
+	oomFloor    int
+	names       *names
+
+	mu   sync.RWMutex
+	pods map[string]*pod
+}
+
+// pod is a sandbox's in-memory handle.
+type pod struct {
+	id string
+	// mu serialises lifecycle calls (Stop, Remove) on this pod, and guards
+	// shim and removed.
+	mu      sync.Mutex
+	shim    *shimapi.Client
+	removed bool
+	// cancelMonitor stops the goroutine that waits for the pause to exit.
+	cancelMonitor context.CancelFunc
+
+	// statusMu orders updates of cur and their writes to disk.
+	statusMu sync.Mutex
+	cur      atomic.Pointer[Sandbox]
+	rootDir  string
+}
+
+// update publishes a copy of the current status changed by fn and writes
+// it to disk; on a write error nothing is published.
+func (p *pod) update(fn func(*Sandbox)) error {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	next := p.cur.Load().clone()
+	fn(next)
+	if err := writeRecord(p.rootDir, next); err != nil {
+		return err
+	}
+	p.cur.Store(next)
+	return nil
+}
+
+// New prepares the directories and the pause rootfs. It does not look at
+// existing pods: Recover does.
+func New(cfg Config) (*Manager, error) {
+	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "pods")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	m := &Manager{cfg: cfg, names: newNames(), pods: map[string]*pod{}}
+	var err error
+	if m.pauseRootfs, err = layOutPauseRootfs(filepath.Join(cfg.Root, "pause"), cfg.PausePath); err != nil {
+		return nil, fmt.Errorf("laying out the pause rootfs: %w", err)
+	}
+	if m.oomFloor, err = ownOOMScoreAdj(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// layOutPauseRootfs makes the read-only rootfs every pause runs from: the
+// pause binary and the mount points it needs. No image is pulled for it.
+func layOutPauseRootfs(dir, pauseBinary string) (string, error) {
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{rootfs, filepath.Join(rootfs, "proc"), filepath.Join(rootfs, "dev"), filepath.Join(rootfs, "sys")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	want, err := os.ReadFile(pauseBinary)
+	if err != nil {
+		return "", fmt.Errorf("reading the pause binary: %w", err)
+	}
+	dst := filepath.Join(rootfs, PauseBinary)
+	if have, err := os.ReadFile(dst); err == nil && bytes.Equal(have, want) {
+		return rootfs, nil
+	}
+	// Replaced atomically: running pauses keep the old inode.
+	if err := renameio.WriteFile(dst, want, 0o755, renameio.WithStaticPermissions(0o755)); err != nil {
+		return "", err
+	}
+	return rootfs, nil
+}
+
+func ownOOMScoreAdj() (int, error) {
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func (m *Manager) rootDir(id string) string  { return filepath.Join(m.cfg.Root, "pods", id) }
+func (m *Manager) stateDir(id string) string { return filepath.Join(m.cfg.State, "pods", id) }
+
+// PodName is the name that makes a pod unique on the node.
+func PodName(md *runtime.PodSandboxMetadata) string {
+	return fmt.Sprintf("%s_%s_%s_%d", md.GetName(), md.GetNamespace(), md.GetUid(), md.GetAttempt())
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run creates and starts a sandbox for a validated config and returns its
+// ID. A retry of a call that is still running gets that call's sandbox
+// (see names). Once started, the work is not abandoned when ctx is
+// cancelled: the result is kept for the caller's retry.
+func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handler string) (string, error) {
+	name := PodName(cfg.GetMetadata())
+	id := newID()
+	var r *reservation
+	for {
+		var owner bool
+		if r, owner = m.names.reserve(name, id); owner {
+			break
+		}
+		got, retry, err := m.names.claim(ctx, name, r)
+		if err != nil {
+			return "", err
+		}
+		if !retry {
+			klog.InfoS("RunPodSandbox answered with the sandbox of an earlier identical call", "podSandboxID", got, "pod", name)
+			return got, nil
+		}
+	}
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
+	defer cancel()
+	err := m.create(work, id, name, cfg, handler)
+	m.names.finish(name, r, err, ctx.Err() != nil)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// undo is a stack of steps that reverse what a call created.
+type undo []func(context.Context) error
+
+func (u *undo) add(f func(context.Context) error) { *u = append(*u, f) }
+
+func (u undo) run(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for i := len(u) - 1; i >= 0; i-- {
+		if err := u[i](ctx); err != nil {
+			klog.ErrorS(err, "Rolling back RunPodSandbox", "podSandboxID", id)
+		}
+	}
+}
+
+func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {
+	start := time.Now()
+	parent := m.cfg.CgroupParent
+	if p := cfg.GetLinux().GetCgroupParent(); p != "" {
+		var err error
+		if parent, err = CleanCgroupParent(p); err != nil {
+			return errdefs.InvalidArgument("linux.cgroup_parent", "%v", err)
+		}
+	}
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	sb := &Sandbox{
+		ID:             id,
+		Name:           name,
+		State:          StateCreating,
+		CreatedAt:      start,
+		Config:         cfg,
+		RuntimeHandler: handler,
+		CgroupPath:     podCgroupPath(parent, id),
+		PidMode:        nsOpts.GetPid(),
+	}
+	var u undo
+	defer func() {
+		if retErr != nil {
+			u.run(ctx, id)
+		}
+	}()
+
+	// 1. The record comes first, so that recovery after a crash in any
+	// later step knows what to tear down.
+	rootDir, stateDir := m.rootDir(id), m.stateDir(id)
+	if err := os.Mkdir(rootDir, 0o700); err != nil {
+		return err
+	}
+	u.add(func(context.Context) error { return os.RemoveAll(rootDir) })
+	if err := writeRecord(rootDir, sb); err != nil {
+		return err
+	}
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		return err
+	}
+	u.add(func(context.Context) error { return os.RemoveAll(stateDir) })
+
+	// 2. Namespaces, pinned before the pause exists.
+	pin, newPID := podNamespaces(nsOpts)
+	hostNet := HostNetwork(cfg)
+	pinned, err := pinNamespaces(filepath.Join(stateDir, "ns"), pin, cfg.GetHostname())
+	if err != nil {
+		return err
+	}
+	u.add(func(context.Context) error { return unpinNamespaces(pinned) })
+	sb.Namespaces = pinned
+
+	// 3. The pod's files and /dev/shm.
+	if err := writePodFiles(rootDir, cfg, hostNet, m.cfg.HostResolvConf, m.cfg.HostHosts); err != nil {
+		return err
+	}
+	if nsOpts.GetIpc() != runtime.NamespaceMode_NODE {
+		shm := filepath.Join(stateDir, "shm")
+		if err := mountShm(shm, m.cfg.ShmSize); err != nil {
+			return err
+		}
+		u.add(func(context.Context) error { return unmountAndRemove(shm) })
+		sb.ShmPath = shm
+	}
+
+	// 4. The shim, which starts the pause.
+	spec := pauseSpec(pauseSpecInput{
+		Config: cfg, Rootfs: m.pauseRootfs, CgroupPath: sb.CgroupPath,
+		Pinned: pinned, NewPID: newPID, OOMScoreAdjFloor: m.oomFloor,
+	})
+	if err := writeJSON(filepath.Join(stateDir, shimapi.PauseSpecName), spec); err != nil {
+		return err
+	}
+	shimPID, pausePID, _, err := m.startShim(ctx, id, stateDir)
+	if err != nil {
+		// The shim undoes its own work when it reports a failure, but not
+		// when it was killed: make sure of the cgroup.
+		if cerr := destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); cerr != nil {
+			klog.ErrorS(cerr, "Removing the cgroup of a failed pause", "podSandboxID", id)
+		}
+		return err
+	}
+	u.add(func(ctx context.Context) error { return m.forceStop(ctx, sb, shimPID) })
+	client, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
+	if err != nil {
+		return fmt.Errorf("connecting to the shim: %w", err)
+	}
+	u.add(func(context.Context) error { return client.Close() })
+
+	// 5. Ready, on disk first.
+	sb.State, sb.ShimPID, sb.PausePID = StateReady, shimPID, pausePID
+	if err := writeRecord(rootDir, sb); err != nil {
+		return err
+	}
+	p := &pod{id: id, shim: client, rootDir: rootDir}
+	p.cur.Store(sb)
+	m.mu.Lock()
+	m.pods[id] = p
+	m.mu.Unlock()
+	m.monitor(p, client)
+	klog.InfoS("Pod sandbox ready", "podSandboxID", id, "pod", name, "pausePid", pausePID,
+		"shimPid", shimPID, "duration", time.Since(start))
+	return nil
+}
+
+// forceStop kills a pod's processes without its shim's help: the shim
+// (if pid is still it) and everything in the pod's cgroup.
+func (m *Manager) forceStop(_ context.Context, sb *Sandbox, shimPID int) error {
+	if shimPID == 0 {
+		shimPID = shimPIDFromFile(m.stateDir(sb.ID))
+	}
+	if err := killShim(shimPID, sb.ID, m.cfg.StopTimeout); err != nil {
+		klog.ErrorS(err, "Killing shim", "podSandboxID", sb.ID, "shimPid", shimPID)
+	}
+	if err := destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(m.stateDir(sb.ID), shimapi.RuncRoot))
+}
+
+// monitor notices when the pod's pause exits or its shim dies, and marks
+// the sandbox NotReady.
+func (m *Manager) monitor(p *pod, c *shimapi.Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancelMonitor = cancel
+	go func() {
+		st, err := c.WaitPause(ctx)
+		if ctx.Err() != nil {
+			return // stopping on purpose
+		}
+		reason := fmt.Sprintf("pause exited with code %d", st.ExitCode)
+		if err != nil {
+			reason = "shim exited unexpectedly"
+		}
+		klog.InfoS("Pod sandbox is no longer ready", "podSandboxID", p.id, "reason", reason)
+		if uerr := p.update(func(s *Sandbox) {
+			if s.State == StateReady {
+				s.State, s.Reason = StateNotReady, reason
+			}
+		}); uerr != nil {
+			klog.ErrorS(uerr, "Recording that the sandbox is not ready", "podSandboxID", p.id)
+		}
+	}()
+}
+
+// lookup finds a pod by ID or by a prefix of exactly one ID.
+func (m *Manager) lookup(idOrPrefix string) (*pod, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if p, ok := m.pods[idOrPrefix]; ok {
+		return p, nil
+	}
+	var found *pod
+	for id, p := range m.pods {
+		if strings.HasPrefix(id, idOrPrefix) {
+			if found != nil {
+				return nil, errdefs.InvalidArgument("pod_sandbox_id", "%q matches more than one sandbox", idOrPrefix)
+			}
+			found = p
+		}
+	}
+	if found == nil {
+		return nil, errdefs.NotFound("pod sandbox %q not found", idOrPrefix)
+	}
+	return found, nil
+}
+
+// Get returns the status of the sandbox with the given ID or unique prefix.
+func (m *Manager) Get(idOrPrefix string) (*Sandbox, error) {
+	p, err := m.lookup(idOrPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return p.cur.Load(), nil
+}
+
+// List returns every visible sandbox, oldest first.
+func (m *Manager) List() []*Sandbox {
+	m.mu.RLock()
+	out := make([]*Sandbox, 0, len(m.pods))
+	for _, p := range m.pods {
+		out = append(out, p.cur.Load())
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// Stop stops every process of the sandbox and releases its /dev/shm. An
+// unknown ID is success: api.proto makes StopPodSandbox idempotent.
+func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
+	p, err := m.lookup(idOrPrefix)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return nil
+	}
+	return m.stopLocked(ctx, p)
+}
+
+// stopLocked stops the pod; p.mu must be held.
+func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
+	cur := p.cur.Load()
+	if cur.Stopped {
+		return nil
+	}
+	if p.cancelMonitor != nil {
+		p.cancelMonitor()
+		p.cancelMonitor = nil
+	}
+	stopped := false
+	if p.shim != nil {
+		err := p.shim.Stop(ctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
+		p.shim.Close()
+		p.shim = nil
+		if err == nil {
+			stopped = true
+			if werr := waitShimExit(cur.ShimPID, cur.ID, m.cfg.StopTimeout); werr != nil {
+				klog.ErrorS(werr, "Waiting for the shim to exit", "podSandboxID", cur.ID)
+			}
+		} else {
+			klog.ErrorS(err, "Stopping pod through its shim; killing it instead", "podSandboxID", cur.ID)
+		}
+	}
+	if !stopped {
+		if err := m.forceStop(ctx, cur, cur.ShimPID); err != nil {
+			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
+		}
+	}
+	if cur.ShmPath != "" {
+		if err := unmountAndRemove(cur.ShmPath); err != nil {
+			return err
+		}
+	}
+	klog.InfoS("Pod sandbox stopped", "podSandboxID", cur.ID)
+	return p.update(func(s *Sandbox) {
+		if s.State == StateReady || s.Reason == "" {
+			s.Reason = "stopped"
+		}
+		s.State, s.Stopped = StateNotReady, true
+	})
+}
+
+// Remove stops the sandbox if needed and removes everything it had. An
+// unknown ID is success: api.proto makes RemovePodSandbox idempotent.
+func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
+	p, err := m.lookup(idOrPrefix)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return nil
+	}
+	if err := m.stopLocked(ctx, p); err != nil {
+		return err
+	}
+	cur := p.cur.Load()
+	if err := m.removeFiles(cur); err != nil {
+		return fmt.Errorf("removing pod sandbox %s: %w", cur.ID, err)
+	}
+	p.removed = true
+	m.mu.Lock()
+	delete(m.pods, cur.ID)
+	m.mu.Unlock()
+	m.names.release(cur.Name, cur.ID)
+	klog.InfoS("Pod sandbox removed", "podSandboxID", cur.ID)
+	return nil
+}
+
+// removeFiles unpins the namespaces and deletes the pod's directories, the
+// record last.
+func (m *Manager) removeFiles(sb *Sandbox) error {
+	stateDir := m.stateDir(sb.ID)
+	pins := map[string]string{}
+	for k, v := range sb.Namespaces {
+		pins[k] = v
+	}
+	// A crash can leave pins the record never learned of.
+	for _, k := range []string{NSNet, NSIPC, NSUTS} {
+		pins["found-"+k] = filepath.Join(stateDir, "ns", k)
+	}
+	if err := unpinNamespaces(pins); err != nil {
+		return err
+	}
+	if err := unmountAndRemove(filepath.Join(stateDir, "shm")); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(stateDir); err != nil {
+		return err
+	}
+	return os.RemoveAll(m.rootDir(sb.ID))
+}
+
+func writeRecord(dir string, sb *Sandbox) error {
+	b, err := sb.marshal()
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(filepath.Join(dir, recordFile), b, 0o600)
+}

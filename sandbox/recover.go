@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/renameio/v2"
+	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/shim/shimapi"
+)
+
+// Recover loads the sandboxes a previous huskd left, reconnects to their
+// shims, and tears down what a crash interrupted: a sandbox still being
+// created, or pod state with no record. Call it once, before serving.
+func (m *Manager) Recover(ctx context.Context) error {
+	entries, err := os.ReadDir(filepath.Join(m.cfg.Root, "pods"))
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		id := e.Name()
+		known[id] = true
+		sb, err := readRecord(m.rootDir(id))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// Crashed between creating the directory and writing the record:
+			// nothing else was created yet.
+			klog.InfoS("Removing a sandbox directory without a record", "podSandboxID", id)
+			if err := m.teardown(ctx, &Sandbox{ID: id}); err != nil {
+				klog.ErrorS(err, "Removing an interrupted sandbox", "podSandboxID", id)
+			}
+			continue
+		case err != nil:
+			klog.ErrorS(err, "Unreadable sandbox record; leaving it alone", "podSandboxID", id)
+			continue
+		}
+		if sb.State == StateCreating {
+			klog.InfoS("Rolling back a RunPodSandbox interrupted by a restart", "podSandboxID", id)
+			if err := m.teardown(ctx, sb); err != nil {
+				klog.ErrorS(err, "Rolling back an interrupted sandbox", "podSandboxID", id)
+			}
+			continue
+		}
+		p := &pod{id: id, rootDir: m.rootDir(id)}
+		p.cur.Store(sb)
+		m.mu.Lock()
+		m.pods[id] = p
+		m.mu.Unlock()
+		m.names.restore(sb.Name, id)
+		if sb.State == StateReady {
+			m.reconnect(ctx, p)
+		}
+	}
+
+	// Volatile state whose record is gone: a crash during RemovePodSandbox.
+	states, err := os.ReadDir(filepath.Join(m.cfg.State, "pods"))
+	if err != nil {
+		return err
+	}
+	for _, e := range states {
+		if e.IsDir() && !known[e.Name()] {
+			klog.InfoS("Removing pod state without a record", "podSandboxID", e.Name())
+			if err := m.teardown(ctx, &Sandbox{ID: e.Name()}); err != nil {
+				klog.ErrorS(err, "Removing orphaned pod state", "podSandboxID", e.Name())
+			}
+		}
+	}
+	klog.InfoS("Recovered pod sandboxes", "count", len(m.pods))
+	return nil
+}
+
+// reconnect dials a Ready pod's shim. A shim that is gone, or whose pause
+// has exited, leaves the pod NotReady.
+func (m *Manager) reconnect(ctx context.Context, p *pod) {
+	sb := p.cur.Load()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	reason := ""
+	c, err := shimapi.Dial(dctx, filepath.Join(m.stateDir(sb.ID), shimapi.SocketName))
+	if err != nil {
+		reason = "shim is not running"
+	} else if info, err := c.Info(dctx); err != nil {
+		c.Close()
+		reason = "shim does not answer"
+	} else if !info.Pause.Running {
+		p.shim = c
+		reason = fmt.Sprintf("pause exited with code %d", info.Pause.ExitCode)
+	} else {
+		p.shim = c
+		m.monitor(p, c)
+		klog.InfoS("Reconnected to shim", "podSandboxID", sb.ID, "shimPid", info.ShimPID)
+		return
+	}
+	klog.InfoS("Pod sandbox is no longer ready", "podSandboxID", sb.ID, "reason", reason)
+	if err := p.update(func(s *Sandbox) { s.State, s.Reason = StateNotReady, reason }); err != nil {
+		klog.ErrorS(err, "Recording that the sandbox is not ready", "podSandboxID", sb.ID)
+	}
+}
+
+// teardown removes everything a sandbox may have: used where no shim can
+// be trusted to do it. sb may carry only an ID.
+func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
+	stateDir := m.stateDir(sb.ID)
+	if c, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName)); err == nil {
+		sctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout)
+		err := c.Stop(sctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
+		cancel()
+		c.Close()
+		if err != nil {
+			klog.ErrorS(err, "Stopping an orphaned shim", "podSandboxID", sb.ID)
+		}
+	}
+	if err := killShim(shimPIDFromFile(stateDir), sb.ID, m.cfg.StopTimeout); err != nil {
+		return err
+	}
+	if sb.CgroupPath != "" {
+		if err := destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
+			return err
+		}
+	}
+	return m.removeFiles(sb)
+}
+
+func readRecord(dir string) (*Sandbox, error) {
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return nil, err
+	}
+	sb, err := unmarshalSandbox(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, recordFile), err)
+	}
+	return sb, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(path, b, 0o600)
+}
