@@ -96,7 +96,9 @@ func validateDNS(dns *runtime.DNSConfig) error {
 			return errdefs.InvalidArgument("config.dns_config.servers", "%q is not an IP address", s)
 		}
 	}
-	bad := func(s string) bool { return s == "" || strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsRune(s, 0) }
+	bad := func(s string) bool {
+		return s == "" || strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsRune(s, 0)
+	}
 	for _, s := range dns.GetSearches() {
 		if bad(s) {
 			return errdefs.InvalidArgument("config.dns_config.searches", "%q is empty or contains spaces", s)

@@ -11,17 +11,17 @@ import (
 
 // State is where a sandbox is in its life.
 //
-//	           RunPodSandbox
-//	                │
-//	                ▼
-//	           ┌─Creating──────fail──────▶ (rolled back: gone)
-//	           │    │ ok
-//	           │    ▼
-//	           │  Ready ──StopPodSandbox / pause exited / shim died──▶ NotReady
-//	           │    │                                                     │
-//	           │    └───────────────RemovePodSandbox (stops first)────────┤
-//	           │                                                          ▼
-//	           └──huskd crashed: recovery rolls it back────────────▶ (gone)
+//	RunPodSandbox
+//	     │
+//	     ▼
+//	┌─Creating──────fail──────▶ (rolled back: gone)
+//	│    │ ok
+//	│    ▼
+//	│  Ready ──StopPodSandbox / pause exited / shim died──▶ NotReady
+//	│    │                                                     │
+//	│    └───────────────RemovePodSandbox (stops first)────────┤
+//	│                                                          ▼
+//	└──huskd crashed: recovery rolls it back────────────▶ (gone)
 //
 // Only Ready and NotReady sandboxes are visible through the CRI.
 type State int
