@@ -1,0 +1,358 @@
+// Package huskdtest starts real huskd processes for tests and benchmarks:
+// each on its own socket, root and state under a temp directory, driven
+// through k8s.io/cri-client as kubelet drives a runtime.
+//
+// The binaries come from $HUSK_BIN (set by `make test`); tests that need
+// them are skipped with a message when it is unset, and fail when not root.
+package huskdtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	remote "k8s.io/cri-client/pkg"
+)
+
+// Bin returns the directory holding huskd, husk-shim, husk-runc and
+// husk-pause, skipping the test when $HUSK_BIN is unset.
+func Bin(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("HUSK_BIN")
+	if dir == "" {
+		t.Skip("HUSK_BIN is not set: run through `make test`, which builds the binaries")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("integration tests need root (namespaces, mounts, cgroups)")
+	}
+	return dir
+}
+
+// Huskd is one running huskd.
+type Huskd struct {
+	t       testing.TB
+	Bin     string
+	Dir     string // holds root/, state/, husk.sock, huskd.log
+	Root    string
+	State   string
+	Sock    string
+	LogPath string
+	// Args are extra huskd arguments, kept across restarts.
+	Args []string
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	Runtime internalapi.RuntimeService
+	// Raw is a plain gRPC client, for calls where the exact request or the
+	// gRPC status matters.
+	Raw  runtime.RuntimeServiceClient
+	conn *grpc.ClientConn
+}
+
+// Start starts huskd with its own directories and waits until it is ready.
+// Cleanup stops it and checks that the node is as clean as before: no pod
+// left, no mount, cgroup, process or directory of its pods.
+func Start(t testing.TB, args ...string) *Huskd {
+	t.Helper()
+	bin := Bin(t)
+	// Short: shim sockets live at <state>/pods/<64 hex>/shim.sock and a
+	// socket path holds at most 107 bytes.
+	dir, err := os.MkdirTemp("/tmp", "hk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Huskd{
+		t: t, Bin: bin, Dir: dir,
+		Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
+		Sock: filepath.Join(dir, "husk.sock"), LogPath: filepath.Join(dir, "huskd.log"),
+		Args: args,
+	}
+	t.Cleanup(h.cleanup)
+	h.Launch()
+	return h
+}
+
+// Launch starts the huskd process and connects to it.
+func (h *Huskd) Launch() {
+	h.t.Helper()
+	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer logf.Close()
+	args := append([]string{"--root", h.Root, "--state", h.State, "--listen", h.Sock, "--config", "/dev/null", "-v", "4"}, h.Args...)
+	h.cmd = exec.Command(filepath.Join(h.Bin, "huskd"), args...)
+	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.exited = make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(h.exited) }()
+	h.WaitReady()
+}
+
+// WaitReady waits until huskd answers Version (it answers Unavailable while
+// it recovers), then opens the CRI clients.
+func (h *Huskd) WaitReady() {
+	h.t.Helper()
+	conn, err := grpc.NewClient("unix://"+h.Sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	raw := runtime.NewRuntimeServiceClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := raw.Version(ctx, &runtime.VersionRequest{})
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-h.exited:
+			h.t.Fatalf("huskd exited: %v\n%s", h.cmd.ProcessState, h.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("huskd not ready after 30s: %v\n%s", err, h.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.conn, h.Raw = conn, raw
+	h.Runtime, err = remote.NewRemoteRuntimeService(context.Background(), "unix://"+h.Sock, 2*time.Minute, nil, false)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// Log returns huskd's log so far.
+func (h *Huskd) Log() string {
+	b, _ := os.ReadFile(h.LogPath)
+	return string(b)
+}
+
+func (h *Huskd) closeClients() {
+	if h.Runtime != nil {
+		_ = h.Runtime.Close(context.Background())
+		h.Runtime = nil
+	}
+	if h.conn != nil {
+		_ = h.conn.Close()
+		h.conn = nil
+	}
+}
+
+// Kill kills huskd with SIGKILL, as a crash would, and waits for it.
+func (h *Huskd) Kill() {
+	h.t.Helper()
+	h.closeClients()
+	_ = h.cmd.Process.Kill()
+	<-h.exited
+}
+
+// Stop asks huskd to stop with SIGTERM and waits for it.
+func (h *Huskd) Stop() {
+	h.t.Helper()
+	h.closeClients()
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.exited:
+	case <-time.After(20 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-h.exited
+		h.t.Errorf("huskd did not stop within 20s of SIGTERM")
+	}
+}
+
+// Running reports whether the huskd process is alive.
+func (h *Huskd) Running() bool {
+	select {
+	case <-h.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// cleanup removes every pod through the CRI, stops huskd, then fails the
+// test if anything of the pods is left on the node.
+func (h *Huskd) cleanup() {
+	if h.Running() {
+		if h.Runtime == nil {
+			h.WaitReady()
+		}
+		ctx := context.Background()
+		pods, err := h.Runtime.ListPodSandbox(ctx, nil)
+		if err != nil {
+			h.t.Errorf("cleanup: listing pods: %v", err)
+		}
+		for _, p := range pods {
+			if err := h.Runtime.RemovePodSandbox(ctx, p.Id); err != nil {
+				h.t.Errorf("cleanup: removing pod %s: %v", p.Id, err)
+			}
+		}
+		h.Stop()
+	}
+	if leaks := h.Leaks(); len(leaks) > 0 {
+		h.t.Errorf("left on the node after all pods were removed:\n  %s\nhuskd log:\n%s", strings.Join(leaks, "\n  "), h.Log())
+		h.forceClean()
+	}
+	if h.t.Failed() {
+		h.t.Logf("huskd log kept in %s", h.LogPath)
+		return
+	}
+	_ = os.RemoveAll(h.Dir)
+}
+
+// Leaks lists what of the pods is still on the node: mounts under the
+// test's directory, pod directories, processes started from the test's
+// binaries with the test's directories, and pod cgroups.
+func (h *Huskd) Leaks() []string {
+	var leaks []string
+	for _, m := range mountsUnder(h.Dir) {
+		leaks = append(leaks, "mount "+m)
+	}
+	for _, d := range []string{filepath.Join(h.Root, "pods"), filepath.Join(h.State, "pods")} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			leaks = append(leaks, "directory "+filepath.Join(d, e.Name()))
+		}
+	}
+	for _, p := range h.Processes() {
+		leaks = append(leaks, "process "+p)
+	}
+	for _, c := range h.podCgroups() {
+		leaks = append(leaks, "cgroup "+c)
+	}
+	return leaks
+}
+
+// Processes lists the shims and pauses of this huskd as "pid cmdline".
+func (h *Huskd) Processes() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cl := string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		if strings.Contains(cl, h.Dir+"/") && !strings.Contains(cl, "huskd ") {
+			out = append(out, e.Name()+" "+cl)
+			continue
+		}
+		// A pause shows no path of ours; its cgroup does.
+		if strings.HasPrefix(cl, "/pause") {
+			cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+			for _, id := range h.podIDsSeen() {
+				if strings.Contains(string(cg), id) {
+					out = append(out, e.Name()+" "+cl)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// podIDsSeen returns the IDs of every pod this huskd logged as created.
+func (h *Huskd) podIDsSeen() []string {
+	var ids []string
+	sc := bufio.NewScanner(strings.NewReader(h.Log()))
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, `podSandboxID="`); i >= 0 {
+			id := line[i+len(`podSandboxID="`):]
+			if j := strings.IndexByte(id, '"'); j == 64 {
+				ids = append(ids, id[:j])
+			}
+		}
+	}
+	return ids
+}
+
+// podCgroups lists cgroup directories, in any hierarchy, named after a
+// pod this huskd created.
+func (h *Huskd) podCgroups() []string {
+	var out []string
+	ids := map[string]bool{}
+	for _, id := range h.podIDsSeen() {
+		ids[id] = true
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hierarchies = append(hierarchies, "/sys/fs/cgroup")
+	for _, hier := range hierarchies {
+		_ = filepath.WalkDir(hier, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if ids[d.Name()] {
+				out = append(out, p)
+				return filepath.SkipDir
+			}
+			if p != hier && strings.Count(strings.TrimPrefix(p, hier), "/") > 6 {
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// forceClean removes what a failed test left, so that one failure does not
+// spill into the next test.
+func (h *Huskd) forceClean() {
+	for _, p := range h.Processes() {
+		pid, _ := strconv.Atoi(strings.Fields(p)[0])
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	time.Sleep(100 * time.Millisecond)
+	ms := mountsUnder(h.Dir)
+	for i := len(ms) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(ms[i], syscall.MNT_DETACH)
+	}
+	for _, c := range h.podCgroups() {
+		_ = os.Remove(c)
+	}
+}
+
+// Cmdline returns a process's command line with spaces between arguments.
+func Cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return string(bytes.TrimSpace(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+}
