@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -15,24 +16,24 @@ import (
 // Config is huskd's configuration file, /etc/husk/config.toml. Every field
 // has a built-in default; the file only says what differs.
 type Config struct {
-	Root   string `toml:"root" comment:"Persistent data: pod records and files (and, later, images)."`
-	State  string `toml:"state" comment:"Volatile state: shim sockets, pinned namespaces, /dev/shm of pods. A tmpfs such as /run."`
-	Listen string `toml:"listen" comment:"The CRI socket kubelet and crictl connect to."`
+	Root   string `toml:"root" json:"root" comment:"Persistent data: pod records and files (and, later, images)."`
+	State  string `toml:"state" json:"state" comment:"Volatile state: shim sockets, pinned namespaces, /dev/shm of pods. A tmpfs such as /run."`
+	Listen string `toml:"listen" json:"listen" comment:"The CRI socket kubelet and crictl connect to."`
 
-	Runtime RuntimeConfig `toml:"runtime"`
+	Runtime RuntimeConfig `toml:"runtime" json:"runtime"`
 }
 
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
-	ShimPath     string   `toml:"shim_path" comment:"husk-shim binary; empty: next to huskd, else on PATH."`
-	RuncPath     string   `toml:"runc_path" comment:"husk-runc binary; empty: next to huskd, else on PATH."`
-	PausePath    string   `toml:"pause_path" comment:"husk-pause binary; empty: next to huskd, else on PATH."`
-	CgroupParent string   `toml:"cgroup_parent" comment:"cgroupfs parent of pods whose config names none."`
-	ShmSize      int64    `toml:"shm_size" comment:"Bytes of each pod's own /dev/shm."`
-	StopTimeout  Duration `toml:"stop_timeout" comment:"How long a pod's processes get to die after SIGKILL."`
+	ShimPath     string   `toml:"shim_path" json:"shim_path" comment:"husk-shim binary; empty: next to huskd, else on PATH."`
+	RuncPath     string   `toml:"runc_path" json:"runc_path" comment:"husk-runc binary; empty: next to huskd, else on PATH."`
+	PausePath    string   `toml:"pause_path" json:"pause_path" comment:"husk-pause binary; empty: next to huskd, else on PATH."`
+	CgroupParent string   `toml:"cgroup_parent" json:"cgroup_parent" comment:"cgroupfs parent of pods whose config names none."`
+	ShmSize      int64    `toml:"shm_size" json:"shm_size" comment:"Bytes of each pod's own /dev/shm."`
+	StopTimeout  Duration `toml:"stop_timeout" json:"stop_timeout" comment:"How long a pod's processes get to die after SIGKILL."`
 	// RunPodSandbox keeps working after kubelet's 4-minute timeout, so that
 	// kubelet's retry gets the result.
-	CreateTimeout Duration `toml:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
+	CreateTimeout Duration `toml:"create_timeout" json:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
 }
 
 // Duration is a time.Duration written as "10s" in TOML.
@@ -86,7 +87,7 @@ func loadConfig(path string, explicit bool) (Config, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return cfg, fmt.Errorf("%s:%d:%d: %v", path, row, col, de)
+			return cfg, fmt.Errorf("%s:%d:%d: %s: %v", path, row, col, strings.Join(de.Key(), "."), de)
 		}
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}

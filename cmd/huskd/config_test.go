@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name     string
+		file     string // "" = missing file
+		explicit bool
+		check    func(t *testing.T, c Config)
+		errHas   string
+	}{
+		{name: "missing default file means defaults", check: func(t *testing.T, c Config) {
+			if c != defaultConfig() {
+				t.Errorf("config %+v, want defaults", c)
+			}
+		}},
+		{name: "missing named file is an error", explicit: true, errHas: "no such file"},
+		{name: "a file overrides only what it says", file: "root = \"/data/husk\"\n[runtime]\nstop_timeout = \"3s\"\n", check: func(t *testing.T, c Config) {
+			if c.Root != "/data/husk" || c.Runtime.StopTimeout != Duration(3*time.Second) || c.State != "/run/husk" || c.Runtime.ShmSize != 64<<20 {
+				t.Errorf("config %+v", c)
+			}
+		}},
+		{name: "unknown keys are refused", file: "[runtime]\nshm_sise = 1\n", errHas: "shm_sise"},
+		{name: "bad duration", file: "[runtime]\nstop_timeout = \"soon\"\n", errHas: "stop_timeout"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, "missing.toml")
+			if c.file != "" {
+				path = write(c.file)
+			}
+			cfg, err := loadConfig(path, c.explicit)
+			if c.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), c.errHas) {
+					t.Fatalf("err = %v, want one mentioning %q", err, c.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, cfg)
+		})
+	}
+}
+
+// The printed config is a valid config that loads back to the same values.
+func TestPrintedConfigRoundTrips(t *testing.T) {
+	c := defaultConfig()
+	c.Root = "/elsewhere"
+	p := filepath.Join(t.TempDir(), "printed.toml")
+	if err := os.WriteFile(p, []byte(c.toml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadConfig(p, true)
+	if err != nil {
+		t.Fatalf("printed config does not load: %v\n%s", err, c.toml())
+	}
+	if got != c {
+		t.Errorf("round trip: %+v, want %+v", got, c)
+	}
+}
+
+func TestValidateConfig(t *testing.T) {
+	c := defaultConfig()
+	c.State = "/" + strings.Repeat("s", 40)
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Errorf("a state dir too long for socket paths: %v", err)
+	}
+	c = defaultConfig()
+	c.Root = "relative"
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("a relative root: %v", err)
+	}
+}

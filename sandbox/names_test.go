@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/huskrt/husk/internal/errdefs"
+)
+
+func TestNamesReserveAndRelease(t *testing.T) {
+	n := newNames()
+	r, owner := n.reserve("pod_ns_uid_0", "id1")
+	if !owner {
+		t.Fatal("first reservation not owned")
+	}
+	if _, owner := n.reserve("pod_ns_uid_0", "id2"); owner {
+		t.Fatal("a reserved name was reserved again")
+	}
+	if _, owner := n.reserve("pod_ns_uid_1", "id3"); !owner {
+		t.Fatal("another attempt is another name")
+	}
+	n.finish("pod_ns_uid_0", r, nil, false)
+	n.release("pod_ns_uid_0", "other-id")
+	if _, owner := n.reserve("pod_ns_uid_0", "id4"); owner {
+		t.Fatal("release by a non-holder freed the name")
+	}
+	n.release("pod_ns_uid_0", "id1")
+	if _, owner := n.reserve("pod_ns_uid_0", "id5"); !owner {
+		t.Fatal("release by the holder did not free the name")
+	}
+}
+
+func TestNamesClaim(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// finish before the duplicate arrives (nil: still in progress)
+		finishErr  *error
+		callerGone bool
+		wantID     bool
+		wantRetry  bool
+		wantCode   error
+	}{
+		{name: "finished, seen by its caller", finishErr: ptr[error](nil), wantCode: errdefs.ErrAlreadyExists},
+		{name: "finished after its caller gave up", finishErr: ptr[error](nil), callerGone: true, wantID: true},
+		{name: "failed", finishErr: ptr[error](errors.New("boom")), wantRetry: true},
+		{name: "in progress, then succeeds", wantID: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNames()
+			r, _ := n.reserve("p", "id1")
+			if c.finishErr != nil {
+				n.finish("p", r, *c.finishErr, c.callerGone)
+			} else {
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					n.finish("p", r, nil, false)
+				}()
+			}
+			id, retry, err := n.claim(ctx, "p", r)
+			if c.wantCode != nil {
+				if !errors.Is(err, c.wantCode) {
+					t.Fatalf("err = %v, want %v", err, c.wantCode)
+				}
+				return
+			}
+			if err != nil || retry != c.wantRetry || (id == "id1") != c.wantID {
+				t.Fatalf("claim = %q, %v, %v", id, retry, err)
+			}
+		})
+	}
+}
+
+func TestNamesUnclaimedIsTakenOnce(t *testing.T) {
+	n := newNames()
+	r, _ := n.reserve("p", "id1")
+	n.finish("p", r, nil, true)
+	if id, _, err := n.claim(context.Background(), "p", r); err != nil || id != "id1" {
+		t.Fatalf("first claim = %q, %v", id, err)
+	}
+	if _, _, err := n.claim(context.Background(), "p", r); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("second claim = %v, want AlreadyExists", err)
+	}
+}
+
+func TestNamesClaimGivesUpWithItsCaller(t *testing.T) {
+	n := newNames()
+	r, _ := n.reserve("p", "id1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, _, err := n.claim(ctx, "p", r); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("claim = %v, want DeadlineExceeded", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
