@@ -178,6 +178,9 @@ func (h *Huskd) Stop() {
 	}
 }
 
+// PID is huskd's process ID.
+func (h *Huskd) PID() int { return h.cmd.Process.Pid }
+
 // Running reports whether the huskd process is alive.
 func (h *Huskd) Running() bool {
 	select {

@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/huskrt/husk/conformance/huskdtest"
+)
+
+// crictl runs the real crictl (cri-tools v1.37.0, built by scripts/deps.sh)
+// against h, as a node admin would.
+func crictl(t *testing.T, h *huskdtest.Huskd, args ...string) string {
+	t.Helper()
+	bin := os.Getenv("HUSK_CRICTL")
+	if bin == "" {
+		t.Skip("HUSK_CRICTL is not set: run through `make test`, which builds crictl")
+	}
+	cmd := exec.Command(bin, append([]string{"--runtime-endpoint", "unix://" + h.Sock, "--image-endpoint", "unix://" + h.Sock, "--timeout", "60s"}, args...)...)
+	cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("crictl %v: %v\n%s%s", args, err, out, stderr)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestCrictl(t *testing.T) {
+	if os.Getenv("HUSK_CRICTL") == "" {
+		t.Skip("HUSK_CRICTL is not set: run through `make test`, which builds crictl")
+	}
+	h := huskdtest.Start(t)
+	if v := crictl(t, h, "version"); !strings.Contains(v, "RuntimeName:  husk") || !strings.Contains(v, "RuntimeApiVersion:  v1") {
+		t.Errorf("crictl version:\n%s", v)
+	}
+	var info struct {
+		Status struct {
+			Conditions []struct {
+				Type   string `json:"type"`
+				Status bool   `json:"status"`
+			} `json:"conditions"`
+		} `json:"status"`
+		Config map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(crictl(t, h, "info")), &info); err != nil || len(info.Status.Conditions) != 2 || info.Config["root"] != h.Root {
+		t.Errorf("crictl info: %+v, %v", info, err)
+	}
+
+	dir := t.TempDir()
+	modes := map[string]string{
+		"pod":           `{}`,
+		"host-network":  `{"network": 2}`,
+		"host-pid":      `{"pid": 2}`,
+		"host-ipc":      `{"ipc": 2}`,
+		"pid-container": `{"pid": 1}`,
+		"all-host":      `{"network": 2, "pid": 2, "ipc": 2}`,
+	}
+	for name, opts := range modes {
+		t.Run(name, func(t *testing.T) {
+			cfg := filepath.Join(dir, name+".json")
+			pod := `{"metadata": {"name": "crictl-` + name + `", "namespace": "husktest", "uid": "u-` + name + `"},
+				"hostname": "crictl-` + name + `", "log_directory": "/tmp",
+				"linux": {"security_context": {"namespace_options": ` + opts + `}}}`
+			if err := os.WriteFile(cfg, []byte(pod), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			id := crictl(t, h, "runp", cfg)
+			if out := crictl(t, h, "pods", "--id", id[:13], "--state", "ready", "-q"); out != id {
+				t.Errorf("crictl pods --id %s --state ready: %q, want %s", id[:13], out, id)
+			}
+			var insp struct {
+				Status struct {
+					State string `json:"state"`
+				} `json:"status"`
+				Info struct {
+					Pid int `json:"pid"`
+				} `json:"info"`
+			}
+			if err := json.Unmarshal([]byte(crictl(t, h, "inspectp", id)), &insp); err != nil || insp.Status.State != "SANDBOX_READY" || !huskdtest.Alive(insp.Info.Pid) {
+				t.Errorf("crictl inspectp: %+v, %v", insp, err)
+			}
+			crictl(t, h, "stopp", id)
+			if out := crictl(t, h, "pods", "--id", id, "--state", "notready", "-q"); out != id {
+				t.Errorf("after stopp: %q", out)
+			}
+			crictl(t, h, "rmp", id)
+			if out := crictl(t, h, "pods", "-q"); out != "" {
+				t.Errorf("after rmp: pods %q", out)
+			}
+			if huskdtest.Alive(insp.Info.Pid) {
+				t.Errorf("pause %d alive after rmp", insp.Info.Pid)
+			}
+		})
+	}
+}

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs what building, running and testing husk need on a Debian 12
+# machine, and nothing that is already there. Run by `make run`, `make test`
+# and `make bench`; safe to run again.
+set -eu
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: husk runs containers and installs packages: run it as root" >&2
+	exit 1
+fi
+
+# Debian packages: a C toolchain and libseccomp for husk-runc (static),
+# util-linux and iproute2 for the tests' nsenter and ip, and what the
+# images and network work uses: busybox-static, the CNI plugins.
+missing=""
+for p in gcc libc6-dev libseccomp-dev pkg-config util-linux iproute2 procps busybox-static containernetworking-plugins; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "deps.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y --no-install-recommends $missing ||
+		{ apt-get update && apt-get install -y --no-install-recommends $missing; }
+fi
+
+command -v go >/dev/null || { echo "deps.sh: Go is not installed (see README.md)" >&2; exit 1; }
+
+# Go tools, pinned, into .tools/bin (not on the system's PATH).
+TOOLS=${TOOLS:-$PWD/.tools}
+CRI_TOOLS_VERSION=v1.37.0
+mkdir -p "$TOOLS/bin"
+if [ "$(cat "$TOOLS/bin/.crictl.version" 2>/dev/null)" != "$CRI_TOOLS_VERSION" ] || [ ! -x "$TOOLS/bin/crictl" ]; then
+	echo "deps.sh: building crictl $CRI_TOOLS_VERSION"
+	GOBIN="$TOOLS/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"
+	echo "$CRI_TOOLS_VERSION" >"$TOOLS/bin/.crictl.version"
+fi
