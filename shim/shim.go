@@ -49,7 +49,7 @@ type Options struct {
 func Run(opts Options) error {
 	syncPipe := os.NewFile(shimapi.SyncFD, "sync")
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		report(syncPipe, shimapi.Ready{Error: "becoming a child subreaper: " + err.Error()})
+		_ = report(syncPipe, shimapi.Ready{Error: "becoming a child subreaper: " + err.Error()})
 		return err
 	}
 	s := &server{
@@ -60,16 +60,25 @@ func Run(opts Options) error {
 	}
 	l, err := s.start()
 	if err != nil {
-		report(syncPipe, shimapi.Ready{Error: err.Error()})
+		_ = report(syncPipe, shimapi.Ready{Error: err.Error()})
 		return err
 	}
-	report(syncPipe, shimapi.Ready{ShimPID: os.Getpid(), PausePID: s.pauseState().PID})
+	if err := report(syncPipe, shimapi.Ready{ShimPID: os.Getpid(), PausePID: s.pauseState().PID}); err != nil {
+		// huskd died before it learned of this pod: nobody will ever stop
+		// it, and the restarted huskd rolls the pod back. Undo our part.
+		klog.ErrorS(err, "Reporting to huskd failed; undoing the pod", "podSandboxID", opts.PodID)
+		l.Close()
+		return errors.Join(err, s.stop(10*time.Second))
+	}
 	return s.serve(l)
 }
 
-func report(f *os.File, r shimapi.Ready) {
-	_ = json.NewEncoder(f).Encode(r)
-	_ = f.Close()
+func report(f *os.File, r shimapi.Ready) error {
+	err := json.NewEncoder(f).Encode(r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 type server struct {

@@ -704,3 +704,52 @@ func TestParallelRunPodSandbox(t *testing.T) {
 		t.Errorf("left after removing %d pods: %v", n, leaks)
 	}
 }
+
+// huskd killed in the middle of RunPodSandbox: the restarted huskd rolls
+// the half-made pod back, and a shim that starts after huskd died undoes
+// its part when it finds nobody to report to. Restarted at once, huskd's
+// recovery races the shim's start; restarted late, the shim has already
+// started the pause and found huskd gone.
+func TestCrashDuringRunPodSandboxLeavesNothing(t *testing.T) {
+	for _, restartAfter := range []time.Duration{0, 3 * time.Second} {
+		t.Run(fmt.Sprintf("restart after %s", restartAfter), func(t *testing.T) {
+			h := slowShim(t, 1500*time.Millisecond)
+			parent := cgroupParent(t)
+			cfg := huskdtest.PodConfig("crash")
+			cfg.Linux.CgroupParent = parent
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, _ = h.Raw.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+			}()
+			// Then the record is written, the namespaces pinned, /dev/shm
+			// mounted, and the shim's start under way.
+			huskdtest.Eventually(t, 5*time.Second, "the pod's namespaces are pinned", func() bool {
+				m, _ := filepath.Glob(filepath.Join(h.State, "pods", "*", "ns", "net"))
+				return len(m) == 1
+			})
+			h.Kill()
+			if restartAfter > 0 {
+				time.Sleep(restartAfter)
+				// Nobody was there to tell: the shim stopped its own pause.
+				if p := h.Processes(); len(p) != 0 {
+					t.Errorf("with huskd down, the late shim left processes: %v", p)
+				}
+			}
+			h.Launch()
+			if pods, err := h.Runtime.ListPodSandbox(context.Background(), nil); err != nil || len(pods) != 0 {
+				t.Errorf("after restart: pods %v, %v; want none", pods, err)
+			}
+			huskdtest.Eventually(t, 10*time.Second, "nothing of the pod is left", func() bool {
+				return len(h.Leaks()) == 0
+			})
+			for _, d := range huskdtest.CgroupDirs(parent) {
+				if sub, _ := filepath.Glob(d + "/*/"); len(sub) != 0 {
+					t.Errorf("cgroups left: %v", sub)
+				}
+			}
+			// The name is free again.
+			h.RunPod(cfg)
+		})
+	}
+}
