@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -751,5 +752,47 @@ func TestCrashDuringRunPodSandboxLeavesNothing(t *testing.T) {
 			// The name is free again.
 			h.RunPod(cfg)
 		})
+	}
+}
+
+func TestStreamPodSandboxes(t *testing.T) {
+	h := huskdtest.Start(t)
+	want := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		want[h.RunPod(huskdtest.PodConfig(fmt.Sprintf("stream-%d", i)))] = true
+	}
+	collect := func(f *runtime.PodSandboxFilter) []string {
+		stream, err := h.Raw.StreamPodSandboxes(context.Background(), &runtime.StreamPodSandboxesRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				if err != io.EOF {
+					t.Fatal(err)
+				}
+				return ids
+			}
+			if len(resp.PodSandboxes) == 0 {
+				t.Error("an empty batch in the stream")
+			}
+			for _, p := range resp.PodSandboxes {
+				ids = append(ids, p.Id)
+			}
+		}
+	}
+	got := collect(nil)
+	if len(got) != 3 {
+		t.Fatalf("streamed %v, want the 3 pods", got)
+	}
+	for _, id := range got {
+		if !want[id] {
+			t.Errorf("streamed unknown %s", id)
+		}
+	}
+	if got := collect(&runtime.PodSandboxFilter{LabelSelector: map[string]string{"app": "stream-1"}}); len(got) != 1 {
+		t.Errorf("streamed with a label filter: %v", got)
 	}
 }
