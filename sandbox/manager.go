@@ -397,6 +397,13 @@ func (m *Manager) List() []*Sandbox {
 // Stop stops every process of the sandbox and releases its /dev/shm. An
 // unknown ID is success: api.proto makes StopPodSandbox idempotent.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
+	return m.withPod(idOrPrefix, func(p *pod) error { return m.stopLocked(ctx, p) })
+}
+
+// withPod runs fn with the pod's lifecycle lock held. An unknown or
+// already removed pod is success without calling fn: stop and remove are
+// idempotent.
+func (m *Manager) withPod(idOrPrefix string, fn func(*pod) error) error {
 	p, err := m.lookup(idOrPrefix)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
@@ -409,7 +416,7 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
 	if p.removed {
 		return nil
 	}
-	return m.stopLocked(ctx, p)
+	return fn(p)
 }
 
 // stopLocked stops the pod; p.mu must be held.
@@ -458,32 +465,22 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 // Remove stops the sandbox if needed and removes everything it had. An
 // unknown ID is success: api.proto makes RemovePodSandbox idempotent.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
-	p, err := m.lookup(idOrPrefix)
-	if errors.Is(err, errdefs.ErrNotFound) {
+	return m.withPod(idOrPrefix, func(p *pod) error {
+		if err := m.stopLocked(ctx, p); err != nil {
+			return err
+		}
+		cur := p.cur.Load()
+		if err := m.removeFiles(cur); err != nil {
+			return fmt.Errorf("removing pod sandbox %s: %w", cur.ID, err)
+		}
+		p.removed = true
+		m.mu.Lock()
+		delete(m.pods, cur.ID)
+		m.mu.Unlock()
+		m.names.release(cur.Name, cur.ID)
+		klog.InfoS("Pod sandbox removed", "podSandboxID", cur.ID)
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.removed {
-		return nil
-	}
-	if err := m.stopLocked(ctx, p); err != nil {
-		return err
-	}
-	cur := p.cur.Load()
-	if err := m.removeFiles(cur); err != nil {
-		return fmt.Errorf("removing pod sandbox %s: %w", cur.ID, err)
-	}
-	p.removed = true
-	m.mu.Lock()
-	delete(m.pods, cur.ID)
-	m.mu.Unlock()
-	m.names.release(cur.Name, cur.ID)
-	klog.InfoS("Pod sandbox removed", "podSandboxID", cur.ID)
-	return nil
+	})
 }
 
 // removeFiles unpins the namespaces and deletes the pod's directories, the

@@ -62,6 +62,15 @@ func (m *Manager) startShim(ctx context.Context, id, dir string) (shimPID, pause
 		_ = cmd.Process.Kill()
 		<-done
 	}
+	// A shim that reported a failure has undone its work and exits; give it
+	// a moment, then make sure.
+	waitExit := func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			kill()
+		}
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = r.SetReadDeadline(dl)
 	}
@@ -72,7 +81,7 @@ func (m *Manager) startShim(ctx context.Context, id, dir string) (shimPID, pause
 	}
 	var ready shimapi.Ready
 	if len(bytes.TrimSpace(b)) == 0 {
-		<-done
+		waitExit()
 		return 0, 0, nil, fmt.Errorf("shim exited before starting the pause (%s); its log: %s",
 			cmd.ProcessState, tail(filepath.Join(dir, shimapi.LogName)))
 	}
@@ -81,7 +90,7 @@ func (m *Manager) startShim(ctx context.Context, id, dir string) (shimPID, pause
 		return 0, 0, nil, fmt.Errorf("shim sent %q: %w", b, err)
 	}
 	if ready.Error != "" {
-		<-done
+		waitExit()
 		return 0, 0, nil, fmt.Errorf("shim could not start the pause: %s", ready.Error)
 	}
 	return cmd.Process.Pid, ready.PausePID, done, nil
@@ -128,40 +137,46 @@ func shimPIDFromFile(dir string) int {
 	return pid
 }
 
+// openShim opens a pidfd on pid if pid is pod id's shim; ok is false when
+// it is not (or no longer) that shim. Once the pidfd is open the pid cannot
+// be reused, and the identity is checked again through it.
+func openShim(pid int, id string) (fd int, ok bool, err error) {
+	if !isShim(pid, id) {
+		return -1, false, nil
+	}
+	fd, err = unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, false, err
+	}
+	if !isShim(pid, id) {
+		unix.Close(fd)
+		return -1, false, nil
+	}
+	return fd, true, nil
+}
+
 // killShim kills pod id's shim if pid still is that shim, and waits up to
 // timeout for it to be gone.
 func killShim(pid int, id string, timeout time.Duration) error {
-	if !isShim(pid, id) {
-		return nil
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return nil
-		}
+	fd, ok, err := openShim(pid, id)
+	if !ok {
 		return err
 	}
 	defer unix.Close(fd)
-	// Checked again through the pidfd: the pid cannot be reused now.
-	if !isShim(pid, id) {
-		return nil
-	}
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return err
 	}
 	return waitPidfd(fd, timeout)
 }
 
-// waitExit waits up to timeout for pid to exit, if it still is pod id's shim.
+// waitShimExit waits up to timeout for pid to exit, if it still is pod
+// id's shim.
 func waitShimExit(pid int, id string, timeout time.Duration) error {
-	if !isShim(pid, id) {
-		return nil
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return nil
-		}
+	fd, ok, err := openShim(pid, id)
+	if !ok {
 		return err
 	}
 	defer unix.Close(fd)
