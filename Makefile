@@ -59,7 +59,7 @@ install: build
 
 # Every test CI runs: table tests, and integration tests that start real
 # huskds (as root) from ./bin and drive them as kubelet and crictl do.
-TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl
+TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYBOX=$(TOOLS)/busybox/bin/busybox
 
 test: deps build
 	$(GO) vet ./...

@@ -54,4 +54,3 @@ func TestInterceptor(t *testing.T) {
 		})
 	}
 }
-

@@ -76,9 +76,15 @@ func TestValidateRunPodSandbox(t *testing.T) {
 		{"negative supplemental group", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.SupplementalGroups = []int64{-1}
 		}, "supplemental_groups"},
-		{"node-wide sysctl", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.Sysctls = map[string]string{"vm.swappiness": "1"} }, "config.linux.sysctls"},
-		{"sysctl path traversal", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.Sysctls = map[string]string{"net/../../kernel/panic": "1"} }, "config.linux.sysctls"},
-		{"sysctl value with newline", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1\n0"} }, "config.linux.sysctls"},
+		{"node-wide sysctl", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux.Sysctls = map[string]string{"vm.swappiness": "1"}
+		}, "config.linux.sysctls"},
+		{"sysctl path traversal", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux.Sysctls = map[string]string{"net/../../kernel/panic": "1"}
+		}, "config.linux.sysctls"},
+		{"sysctl value with newline", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1\n0"}
+		}, "config.linux.sysctls"},
 		{"net sysctl, host network", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 			r.Config.Linux.Sysctls = map[string]string{"net.core.somaxconn": "1024"}

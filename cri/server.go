@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -39,6 +40,7 @@ type Server struct {
 
 	opts      Options
 	sandboxes *sandbox.Manager
+	images    *image.Service
 
 	// ready is false until recovery after a restart has finished; until then
 	// every call answers Unavailable.
@@ -50,8 +52,8 @@ type Server struct {
 
 // New returns a server over the given managers. It answers Unavailable
 // until SetReady is called.
-func New(opts Options, sandboxes *sandbox.Manager) *Server {
-	return &Server{opts: opts, sandboxes: sandboxes}
+func New(opts Options, sandboxes *sandbox.Manager, images *image.Service) *Server {
+	return &Server{opts: opts, sandboxes: sandboxes, images: images}
 }
 
 // SetReady lets calls through; call it once recovery has finished.

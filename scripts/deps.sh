@@ -26,6 +26,15 @@ fi
 
 command -v go >/dev/null || { echo "deps.sh: Go is not installed (see README.md)" >&2; exit 1; }
 
+# Debian's regular busybox (it conflicts with busybox-static, so it is
+# unpacked, not installed) and the glibc it needs build the test images.
+if [ ! -x "$PWD/.tools/busybox/bin/busybox" ]; then
+	echo "deps.sh: unpacking Debian's busybox for the test images"
+	mkdir -p .tools/debs
+	(cd .tools/debs && rm -f busybox_*.deb && { apt-get download busybox 2>/dev/null || { apt-get update && apt-get download busybox; }; })
+	dpkg-deb -x .tools/debs/busybox_*.deb .tools/busybox
+fi
+
 # Go tools, pinned, into .tools/bin (not on the system's PATH).
 TOOLS=${TOOLS:-$PWD/.tools}
 CRI_TOOLS_VERSION=v1.37.0

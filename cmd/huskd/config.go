@@ -16,11 +16,24 @@ import (
 // Config is huskd's configuration file, /etc/husk/config.toml. Every field
 // has a built-in default; the file only says what differs.
 type Config struct {
-	Root   string `toml:"root" json:"root" comment:"Persistent data: pod records and files (and, later, images)."`
+	Root   string `toml:"root" json:"root" comment:"Persistent data: pod records and files, images."`
 	State  string `toml:"state" json:"state" comment:"Volatile state: shim sockets, pinned namespaces, /dev/shm of pods. A tmpfs such as /run."`
 	Listen string `toml:"listen" json:"listen" comment:"The CRI socket kubelet and crictl connect to."`
 
-	Runtime RuntimeConfig `toml:"runtime" json:"runtime"`
+	Runtime  RuntimeConfig  `toml:"runtime" json:"runtime"`
+	Image    ImageConfig    `toml:"image" json:"image"`
+	Registry RegistryConfig `toml:"registry" json:"registry"`
+}
+
+// ImageConfig is the [image] table.
+type ImageConfig struct {
+	ProgressTimeout        Duration `toml:"progress_timeout" json:"progress_timeout" comment:"A pull that receives no byte for this long fails."`
+	MaxConcurrentDownloads int      `toml:"max_concurrent_downloads" json:"max_concurrent_downloads" comment:"Layers one pull fetches at once."`
+}
+
+// RegistryConfig is the [registry] table.
+type RegistryConfig struct {
+	ConfigPath string `toml:"config_path" json:"config_path" comment:"Directory of containerd-style hosts.toml files: <registry host>/hosts.toml, _default/hosts.toml."`
 }
 
 // RuntimeConfig is the [runtime] table.
@@ -63,6 +76,8 @@ func defaultConfig() Config {
 			StopTimeout:   Duration(10 * time.Second),
 			CreateTimeout: Duration(4 * time.Minute),
 		},
+		Image:    ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3},
+		Registry: RegistryConfig{ConfigPath: "/etc/husk/certs.d"},
 	}
 }
 
@@ -108,6 +123,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Listen) > 107 {
 		return fmt.Errorf("listen: %q is longer than a unix socket path may be", c.Listen)
+	}
+	if c.Image.ProgressTimeout <= 0 || c.Image.MaxConcurrentDownloads <= 0 {
+		return fmt.Errorf("image: progress_timeout and max_concurrent_downloads must be positive")
 	}
 	if c.Runtime.ShmSize <= 0 {
 		return fmt.Errorf("runtime.shm_size: must be positive")

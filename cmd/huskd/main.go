@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/cri"
+	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -101,8 +102,16 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	images, err := image.Open(cfg.Root, image.PullOptions{
+		HostsDir:               cfg.Registry.ConfigPath,
+		ProgressTimeout:        time.Duration(cfg.Image.ProgressTimeout),
+		MaxConcurrentDownloads: cfg.Image.MaxConcurrentDownloads,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the image store: %w", err)
+	}
 	cfgJSON, _ := json.Marshal(cfg)
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON)}, mgr)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON)}, mgr, images)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 

@@ -56,10 +56,23 @@ type Huskd struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	Runtime internalapi.RuntimeService
-	// Raw is a plain gRPC client, for calls where the exact request or the
-	// gRPC status matters.
-	Raw  runtime.RuntimeServiceClient
-	conn *grpc.ClientConn
+	Images  internalapi.ImageManagerService
+	// Raw and RawImages are plain gRPC clients, for calls where the exact
+	// request or the gRPC status matters.
+	Raw       runtime.RuntimeServiceClient
+	RawImages runtime.ImageServiceClient
+	conn      *grpc.ClientConn
+}
+
+// Config writes a huskd config file for the test and returns the
+// arguments that make huskd read it.
+func Config(t testing.TB, toml string) []string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", p}
 }
 
 // Start starts huskd with its own directories and waits until it is ready.
@@ -132,8 +145,12 @@ func (h *Huskd) WaitReady() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	h.conn, h.Raw = conn, raw
+	h.conn, h.Raw, h.RawImages = conn, raw, runtime.NewImageServiceClient(conn)
 	h.Runtime, err = remote.NewRemoteRuntimeService(context.Background(), "unix://"+h.Sock, 2*time.Minute, nil, false)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.Images, err = remote.NewRemoteImageService(context.Background(), "unix://"+h.Sock, 2*time.Minute, nil, false)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -149,6 +166,10 @@ func (h *Huskd) closeClients() {
 	if h.Runtime != nil {
 		_ = h.Runtime.Close(context.Background())
 		h.Runtime = nil
+	}
+	if h.Images != nil {
+		_ = h.Images.Close(context.Background())
+		h.Images = nil
 	}
 	if h.conn != nil {
 		_ = h.conn.Close()

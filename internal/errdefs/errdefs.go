@@ -21,6 +21,11 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 	ErrUnavailable        = errors.New("unavailable")
 	ErrUnimplemented      = errors.New("not implemented")
+	ErrUnauthenticated    = errors.New("unauthenticated")
+	ErrPermissionDenied   = errors.New("permission denied")
+	// ErrDeadline is a deadline of husk's own (a stalled pull), as opposed
+	// to the caller's context.DeadlineExceeded.
+	ErrDeadline = errors.New("deadline exceeded")
 )
 
 // InvalidArgument returns an ErrInvalidArgument whose message names what was
@@ -81,6 +86,12 @@ func Code(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, ErrUnimplemented):
 		return codes.Unimplemented
+	case errors.Is(err, ErrUnauthenticated):
+		return codes.Unauthenticated
+	case errors.Is(err, ErrPermissionDenied):
+		return codes.PermissionDenied
+	case errors.Is(err, ErrDeadline):
+		return codes.DeadlineExceeded
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

@@ -25,6 +25,9 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", context.Canceled), codes.Canceled},
 		{status.Error(codes.ResourceExhausted, "x"), codes.ResourceExhausted},
+		{fmt.Errorf("x: %w", ErrUnauthenticated), codes.Unauthenticated},
+		{fmt.Errorf("x: %w", ErrPermissionDenied), codes.PermissionDenied},
+		{fmt.Errorf("x: %w", ErrDeadline), codes.DeadlineExceeded},
 		{errors.New("x"), codes.Unknown},
 	}
 	for _, c := range cases {

@@ -1,0 +1,425 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	goruntime "runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/image/hosts"
+	"github.com/huskrt/husk/internal/errdefs"
+)
+
+// Auth is a registry credential from PullImageRequest.auth. It is never
+// logged.
+type Auth = authn.AuthConfig
+
+// PullOptions configure a Puller.
+type PullOptions struct {
+	// HostsDir is the hosts.toml directory ([registry] config_path).
+	HostsDir string
+	// ProgressTimeout fails a pull that receives no byte for this long.
+	ProgressTimeout time.Duration
+	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
+	MaxConcurrentDownloads int
+}
+
+// Puller pulls images into a Store. Concurrent pulls of one reference
+// share one pull, and concurrent fetches of one blob or unpacks of one
+// layer share one, whichever images they belong to.
+type Puller struct {
+	store     *Store
+	opts      PullOptions
+	transport *http.Transport
+
+	pulls, blobs, unpacks singleflight.Group
+}
+
+// NewPuller returns a Puller over store.
+func NewPuller(store *Store, opts PullOptions) *Puller {
+	if opts.MaxConcurrentDownloads <= 0 {
+		opts.MaxConcurrentDownloads = 3
+	}
+	if opts.ProgressTimeout <= 0 {
+		opts.ProgressTimeout = time.Minute
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.MaxIdleConnsPerHost = opts.MaxConcurrentDownloads + 1
+	return &Puller{store: store, opts: opts, transport: t}
+}
+
+// Pull pulls ref (a tag or digest reference; an image ID only if the
+// image is already here) and returns the image's ID.
+func (p *Puller) Pull(ctx context.Context, spec string, auth Auth) (string, error) {
+	if id, ok := asID(spec); ok {
+		if img, err := p.store.Resolve(id); err == nil {
+			return img.ID, nil
+		}
+		return "", errdefs.NotFound("image %s is not here, and an image ID names no registry to pull it from", spec)
+	}
+	ref, err := ParseRef(spec)
+	if err != nil {
+		return "", err
+	}
+	// The pull outlives a caller that gives up: its result serves the
+	// retry. It is bounded by the progress timeout instead.
+	ch := p.pulls.DoChan(ref.String(), func() (any, error) {
+		id, err := p.pull(context.WithoutCancel(ctx), ref, auth)
+		if err != nil {
+			// What the failed pull fetched and no image holds.
+			p.store.Collect()
+		}
+		return id, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("pulling %s: %w", ref, ctx.Err())
+	}
+}
+
+// errNoProgress is the cause of a pull cancelled for making no progress.
+type errNoProgress struct {
+	after       time.Duration
+	done, total int64
+}
+
+func (e errNoProgress) Error() string {
+	return fmt.Sprintf("no progress for %s (%d of %d bytes received)", e.after, e.done, e.total)
+}
+
+// progress counts the bytes a pull receives, cancels it when none arrive
+// for the timeout, and logs how far it is at V(2).
+type progress struct {
+	done, total atomic.Int64
+	last        atomic.Int64 // unix nanos of the last byte
+}
+
+func (p *progress) add(n int) {
+	p.done.Add(int64(n))
+	p.last.Store(time.Now().UnixNano())
+}
+
+func (p *Puller) watch(ctx context.Context, cancel context.CancelCauseFunc, ref Ref, pr *progress) {
+	tick := time.NewTicker(min(time.Second, p.opts.ProgressTimeout/4))
+	defer tick.Stop()
+	lastLog := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			idle := now.Sub(time.Unix(0, pr.last.Load()))
+			if idle >= p.opts.ProgressTimeout {
+				cancel(errNoProgress{p.opts.ProgressTimeout, pr.done.Load(), pr.total.Load()})
+				return
+			}
+			if now.Sub(lastLog) >= 5*time.Second {
+				klog.V(2).InfoS("Pulling image", "image", ref.String(), "bytesDone", pr.done.Load(), "bytesTotal", pr.total.Load())
+				lastLog = now
+			}
+		}
+	}
+}
+
+// countingTransport feeds every response body byte to a progress.
+type countingTransport struct {
+	next http.RoundTripper
+	pr   *progress
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err == nil {
+		t.pr.add(0) // headers count as progress
+		resp.Body = countingBody{resp.Body, t.pr}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	pr *progress
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.pr.add(n)
+	}
+	return n, err
+}
+
+func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth) (string, error) {
+	start := time.Now()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pr := &progress{}
+	pr.last.Store(start.UnixNano())
+	go p.watch(ctx, cancel, ref, pr)
+
+	hs, err := hosts.Lookup(p.opts.HostsDir, ref.Domain())
+	if err != nil {
+		return "", fmt.Errorf("registry configuration for %s: %w", ref.Domain(), err)
+	}
+	need := hosts.Pull
+	if ref.Digest() == "" {
+		need |= hosts.Resolve
+	}
+	var errs []string
+	var last error
+	for _, h := range hs {
+		if !h.Can(need) {
+			continue
+		}
+		id, err := p.pullFrom(ctx, h, ref, auth, pr)
+		if err == nil {
+			klog.InfoS("Image pulled", "image", ref.String(), "imageID", id, "from", h.String(), "bytes", pr.done.Load(), "duration", time.Since(start))
+			return id, nil
+		}
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
+		last = classify(err, h)
+		errs = append(errs, h.String()+": "+last.Error())
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if last == nil {
+		return "", errdefs.FailedPrecondition("no registry host for %s may resolve and pull (see hosts.toml in %s)", ref.Domain(), p.opts.HostsDir)
+	}
+	return "", &pullError{ref: ref.String(), msgs: errs, last: last}
+}
+
+// pullError says what every host answered; its code is the last host's.
+type pullError struct {
+	ref  string
+	msgs []string
+	last error
+}
+
+func (e *pullError) Error() string {
+	return fmt.Sprintf("pulling %s: %s", e.ref, strings.Join(e.msgs, "; "))
+}
+func (e *pullError) Unwrap() error { return e.last }
+
+// classify wraps a registry error in the kind that says what went wrong:
+// unknown manifest or repository, refused credentials, an unreachable
+// registry, or a stalled pull.
+func classify(err error, h hosts.Host) error {
+	var terr *transport.Error
+	var np errNoProgress
+	var nerr net.Error
+	switch {
+	case errors.As(err, &np):
+		return fmt.Errorf("%w: %v", errdefs.ErrDeadline, err)
+	case errors.As(err, &terr):
+		switch terr.StatusCode {
+		case http.StatusUnauthorized:
+			return fmt.Errorf("%w: registry refused the credentials (401): %v", errdefs.ErrUnauthenticated, err)
+		case http.StatusForbidden:
+			return fmt.Errorf("%w: registry denied access (403): %v", errdefs.ErrPermissionDenied, err)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: manifest or repository unknown to the registry (404): %v", errdefs.ErrNotFound, err)
+		}
+		for _, d := range terr.Errors {
+			switch d.Code {
+			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode:
+				return fmt.Errorf("%w: %v", errdefs.ErrNotFound, err)
+			case transport.UnauthorizedErrorCode:
+				return fmt.Errorf("%w: %v", errdefs.ErrUnauthenticated, err)
+			case transport.DeniedErrorCode:
+				return fmt.Errorf("%w: %v", errdefs.ErrPermissionDenied, err)
+			}
+		}
+	case errors.Is(err, ErrDigestMismatch):
+		return err
+	case errors.As(err, &nerr), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
+		return fmt.Errorf("%w: registry %s unreachable: %v", errdefs.ErrUnavailable, h, err)
+	}
+	return err
+}
+
+// platform is the node's, for choosing from a multi-platform index.
+func platform() v1.Platform {
+	pl := v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
+	if goruntime.GOARCH == "arm" {
+		pl.Variant = "v7"
+	}
+	return pl
+}
+
+func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth, pr *progress) (string, error) {
+	tr, err := h.Transport(p.transport)
+	if err != nil {
+		return "", err
+	}
+	var nameOpts []name.Option
+	if h.Insecure() {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	repo, err := name.NewRepository(h.Host+"/"+ref.Path(), nameOpts...)
+	if err != nil {
+		return "", errdefs.InvalidArgument("image", "%v", err)
+	}
+	var target name.Reference = repo.Tag(ref.Tag())
+	if d := ref.Digest(); d != "" {
+		target = repo.Digest(d)
+	}
+	var authr authn.Authenticator = authn.Anonymous
+	if auth != (Auth{}) {
+		authr = authn.FromConfig(auth)
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(countingTransport{tr, pr}),
+		remote.WithAuth(authr),
+		remote.WithPlatform(platform()),
+	}
+	desc, err := remote.Get(target, ropts...)
+	if err != nil {
+		return "", err
+	}
+	repoDigest := DigestString(ref.Name(), desc.Digest.String())
+	var indexDigest string
+	var indexRaw []byte
+	if desc.MediaType.IsIndex() {
+		indexDigest, indexRaw = desc.Digest.String(), desc.Manifest
+	}
+	img, err := desc.Image() // picks the node's platform from an index
+	if err != nil {
+		return "", fmt.Errorf("choosing the %s/%s image: %w", platform().OS, platform().Architecture, err)
+	}
+	manifestRaw, err := img.RawManifest()
+	if err != nil {
+		return "", err
+	}
+	manifestDigest, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	mf, err := img.Manifest()
+	if err != nil {
+		return "", err
+	}
+	cfgRaw, err := img.RawConfigFile()
+	if err != nil {
+		return "", err
+	}
+	cfg, err := v1.ParseConfigFile(strings.NewReader(string(cfgRaw)))
+	if err != nil {
+		return "", fmt.Errorf("image config: %w", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(mf.Layers) {
+		return "", fmt.Errorf("image has %d layers but its config lists %d diff IDs", len(mf.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	rec := &Image{
+		ID:       mf.Config.Digest.String(),
+		Manifest: manifestDigest.String(),
+		Index:    indexDigest,
+		User:     cfg.Config.User,
+		Size:     mf.Config.Size,
+		Pulled:   time.Now(),
+	}
+	chain := ""
+	keys := []string{rec.ID, rec.Manifest, rec.Index}
+	for i, l := range mf.Layers {
+		diffID := cfg.RootFS.DiffIDs[i].String()
+		if chain == "" {
+			chain = diffID
+		} else {
+			sum := sha256.Sum256([]byte(chain + " " + diffID))
+			chain = "sha256:" + hex.EncodeToString(sum[:])
+		}
+		rec.Layers = append(rec.Layers, Layer{Digest: l.Digest.String(), MediaType: string(l.MediaType), Size: l.Size, DiffID: diffID, ChainID: chain})
+		rec.Size += l.Size
+		pr.total.Add(l.Size)
+		keys = append(keys, l.Digest.String(), chain)
+	}
+	release := p.store.hold(keys...)
+	defer release()
+
+	// Small blobs first: they were fetched already, and ImageStatus shows them.
+	for d, raw := range map[string][]byte{rec.ID: cfgRaw, rec.Manifest: manifestRaw, rec.Index: indexRaw} {
+		if d == "" {
+			continue
+		}
+		if err := p.store.WriteBlob(d, strings.NewReader(string(raw))); err != nil {
+			return "", err
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.MaxConcurrentDownloads)
+	for _, l := range rec.Layers {
+		g.Go(func() error {
+			if p.store.HasLayer(l.ChainID) {
+				pr.done.Add(l.Size)
+				return nil
+			}
+			if err := p.fetchBlob(gctx, repo, l, ropts); err != nil {
+				return err
+			}
+			_, err, _ := p.unpacks.Do(l.ChainID, func() (any, error) {
+				return nil, p.store.UnpackLayer(l.ChainID, l.Digest, l.DiffID)
+			})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	if err := p.store.Commit(rec, ref, repoDigest); err != nil {
+		return "", err
+	}
+	return rec.ID, nil
+}
+
+// fetchBlob downloads a layer blob into the store, once for all pulls that
+// want it at the same time.
+func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, ropts []remote.Option) error {
+	if p.store.HasBlob(l.Digest) {
+		return nil
+	}
+	_, err, _ := p.blobs.Do(l.Digest, func() (any, error) {
+		if p.store.HasBlob(l.Digest) {
+			return nil, nil
+		}
+		opts := append(append([]remote.Option(nil), ropts...), remote.WithContext(ctx))
+		rl, err := remote.Layer(repo.Digest(l.Digest), opts...)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := rl.Compressed()
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return nil, p.store.WriteBlob(l.Digest, rc)
+	})
+	return err
+}

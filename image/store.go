@@ -1,0 +1,573 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/renameio/v2"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/image/layer"
+	"github.com/huskrt/husk/internal/errdefs"
+)
+
+// ErrDigestMismatch is wrapped by errors of content that does not hash to
+// the digest it was fetched under.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// Layer is one layer of an image, bottom first.
+type Layer struct {
+	Digest    string `json:"digest"` // of the compressed blob
+	MediaType string `json:"mediaType,omitempty"`
+	Size      int64  `json:"size"`
+	DiffID    string `json:"diffID"`  // of the uncompressed tar
+	ChainID   string `json:"chainID"` // names the unpacked directory
+}
+
+// Image is one stored image. Values returned by the store are copies.
+type Image struct {
+	ID          string    `json:"id"` // the config's digest
+	RepoTags    []string  `json:"repoTags,omitempty"`
+	RepoDigests []string  `json:"repoDigests,omitempty"`
+	Size        int64     `json:"size"`
+	Manifest    string    `json:"manifest"`
+	Index       string    `json:"index,omitempty"`
+	Layers      []Layer   `json:"layers"`
+	User        string    `json:"user,omitempty"`
+	Pinned      bool      `json:"pinned,omitempty"`
+	Pulled      time.Time `json:"pulled"`
+}
+
+func (i *Image) clone() *Image {
+	c := *i
+	c.RepoTags = slices.Clone(i.RepoTags)
+	c.RepoDigests = slices.Clone(i.RepoDigests)
+	c.Layers = slices.Clone(i.Layers)
+	return &c
+}
+
+// LayerStats is what an unpacked layer holds on disk.
+type LayerStats struct {
+	Bytes  int64 `json:"bytes"`
+	Inodes int64 `json:"inodes"`
+}
+
+type index struct {
+	Version int                   `json:"version"`
+	Images  map[string]*Image     `json:"images"`
+	Layers  map[string]LayerStats `json:"layers"` // by chain ID
+	Leases  map[string][]string   `json:"leases"` // owner → chain IDs
+}
+
+const indexVersion = 1
+
+// Store keeps blobs, unpacked layers and image records. Its methods are
+// safe for concurrent use.
+type Store struct {
+	dir string
+
+	mu  sync.Mutex
+	idx *index
+	// pending counts the blobs and chain IDs that pulls in flight are
+	// writing: garbage collection must not take them before the pull
+	// commits its image.
+	pending map[string]int
+}
+
+// OpenStore opens (or creates) the store in dir. What a crash left
+// half-done goes: temporary files, and blobs and layers no image or lease
+// holds.
+func OpenStore(dir string) (*Store, error) {
+	for _, d := range []string{"blobs/sha256", "layers", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "layers"), 0o711); err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, pending: map[string]int{}, idx: &index{
+		Version: indexVersion, Images: map[string]*Image{}, Layers: map[string]LayerStats{}, Leases: map[string][]string{},
+	}}
+	b, err := os.ReadFile(s.indexPath())
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, s.idx); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.indexPath(), err)
+		}
+		if s.idx.Version != indexVersion {
+			return nil, fmt.Errorf("%s: version %d, want %d", s.indexPath(), s.idx.Version, indexVersion)
+		}
+	}
+	tmp, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	for _, e := range tmp {
+		klog.V(2).InfoS("Removing an interrupted download", "path", e.Name())
+		if err := os.RemoveAll(filepath.Join(dir, "tmp", e.Name())); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	trash := s.collectLocked()
+	s.mu.Unlock()
+	removeAll(trash)
+	return s, nil
+}
+
+func (s *Store) indexPath() string { return filepath.Join(s.dir, "index.json") }
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+func hexOf(digest string) string { return strings.TrimPrefix(digest, "sha256:") }
+
+func (s *Store) blobPath(digest string) string {
+	return filepath.Join(s.dir, "blobs", "sha256", hexOf(digest))
+}
+
+// LayerDir is the directory of an unpacked layer, an overlay lowerdir.
+func (s *Store) LayerDir(chainID string) string {
+	return filepath.Join(s.dir, "layers", hexOf(chainID))
+}
+
+func (s *Store) saveLocked() error {
+	b, err := json.Marshal(s.idx)
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(s.indexPath(), b, 0o600)
+}
+
+func validDigest(d string) bool {
+	_, ok := asID(d)
+	return ok && strings.HasPrefix(d, "sha256:")
+}
+
+// hold marks keys (blob digests, chain IDs) as in use by a pull until the
+// returned func is called.
+func (s *Store) hold(keys ...string) func() {
+	s.mu.Lock()
+	for _, k := range keys {
+		s.pending[k]++
+	}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		for _, k := range keys {
+			if s.pending[k]--; s.pending[k] <= 0 {
+				delete(s.pending, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// HasBlob says whether the blob is stored.
+func (s *Store) HasBlob(digest string) bool {
+	_, err := os.Stat(s.blobPath(digest))
+	return err == nil
+}
+
+// WriteBlob stores what r yields under digest, if it hashes to digest.
+// Nothing is stored otherwise.
+func (s *Store) WriteBlob(digest string, r io.Reader) error {
+	if !validDigest(digest) {
+		return fmt.Errorf("unsupported digest %q", digest)
+	}
+	if s.HasBlob(digest) {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
+	_, err = io.Copy(w, r)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("blob %s: %w: content hashes to %s", digest, ErrDigestMismatch, got)
+	}
+	return os.Rename(f.Name(), s.blobPath(digest))
+}
+
+// ReadBlob returns a stored blob.
+func (s *Store) ReadBlob(digest string) ([]byte, error) {
+	if !validDigest(digest) {
+		return nil, fmt.Errorf("unsupported digest %q", digest)
+	}
+	return os.ReadFile(s.blobPath(digest))
+}
+
+// HasLayer says whether the layer with this chain ID is unpacked.
+func (s *Store) HasLayer(chainID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.idx.Layers[chainID]
+	return ok
+}
+
+// UnpackLayer unpacks the stored blob into the layer directory of chainID,
+// checking that its uncompressed content hashes to diffID. A layer that
+// fails either check, or holds an unsafe entry, leaves nothing.
+func (s *Store) UnpackLayer(chainID, blobDigest, diffID string) error {
+	if s.HasLayer(chainID) {
+		return nil
+	}
+	f, err := os.Open(s.blobPath(blobDigest))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tarStream, closeFn, err := decompress(bufio.NewReaderSize(f, 256<<10))
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", blobDigest, err)
+	}
+	defer closeFn()
+
+	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "unpack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	h := sha256.New()
+	tee := io.TeeReader(tarStream, h)
+	stats, err := layer.Unpack(tee, tmp)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", blobDigest, err)
+	}
+	// The diff ID covers the whole stream, tar padding included.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return fmt.Errorf("layer %s: %w", blobDigest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		return fmt.Errorf("layer %s: %w: uncompressed content hashes to %s, the image says %s", blobDigest, ErrDigestMismatch, got, diffID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.idx.Layers[chainID]; ok {
+		return nil
+	}
+	if err := os.Rename(tmp, s.LayerDir(chainID)); err != nil {
+		return err
+	}
+	s.idx.Layers[chainID] = LayerStats{Bytes: stats.Bytes, Inodes: stats.Inodes}
+	return nil
+}
+
+// decompress recognises gzip and zstd by their magic numbers; anything
+// else is read as an uncompressed tar.
+func decompress(r *bufio.Reader) (io.Reader, func(), error) {
+	magic, _ := r.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		z, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return z, func() { z.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		z, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return z, z.Close, nil
+	}
+	return r, func() {}, nil
+}
+
+// Commit records an image pulled as ref (tag and digest) whose blobs and
+// layers are all stored, and writes the record out. A tag moves to this
+// image from any other that had it.
+func (s *Store) Commit(img *Image, ref Ref, repoDigest string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.idx.Images[img.ID]
+	if !ok {
+		cur = img.clone()
+		cur.RepoTags, cur.RepoDigests = nil, nil
+		s.idx.Images[img.ID] = cur
+	}
+	if tag := ref.TagString(); tag != "" {
+		for _, other := range s.idx.Images {
+			if other != cur {
+				other.RepoTags = slices.DeleteFunc(other.RepoTags, func(t string) bool { return t == tag })
+			}
+		}
+		if !slices.Contains(cur.RepoTags, tag) {
+			cur.RepoTags = append(cur.RepoTags, tag)
+		}
+	}
+	if repoDigest != "" && !slices.Contains(cur.RepoDigests, repoDigest) {
+		cur.RepoDigests = append(cur.RepoDigests, repoDigest)
+	}
+	cur.Pulled = img.Pulled
+	if err := s.saveLocked(); err != nil {
+		return err
+	}
+	// Make the unpacked layers and the index durable before kubelet is told
+	// the image is there.
+	if fd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		_ = unix.Syncfs(fd)
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// Resolve finds an image by ID, unique ID prefix, tag or digest reference.
+func (s *Store) Resolve(spec string) (*Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, err := s.resolveLocked(spec)
+	if err != nil {
+		return nil, err
+	}
+	return img.clone(), nil
+}
+
+func (s *Store) resolveLocked(spec string) (*Image, error) {
+	if id, ok := asID(spec); ok {
+		if img := s.idx.Images[id]; img != nil {
+			return img, nil
+		}
+		return nil, errdefs.NotFound("image %q not found", spec)
+	}
+	if ref, err := ParseRef(spec); err == nil {
+		for _, img := range s.idx.Images {
+			if d := ref.Digest(); d != "" {
+				if slices.Contains(img.RepoDigests, DigestString(ref.Name(), d)) {
+					return img, nil
+				}
+			} else if slices.Contains(img.RepoTags, ref.TagString()) {
+				return img, nil
+			}
+		}
+	}
+	// A unique prefix of an ID, as crictl and docker accept.
+	prefix := strings.TrimPrefix(spec, "sha256:")
+	if len(prefix) >= 3 && strings.Trim(prefix, "0123456789abcdef") == "" {
+		var found *Image
+		for id, img := range s.idx.Images {
+			if strings.HasPrefix(hexOf(id), prefix) {
+				if found != nil {
+					return nil, errdefs.InvalidArgument("image", "%q matches more than one image", spec)
+				}
+				found = img
+			}
+		}
+		if found != nil {
+			return found, nil
+		}
+	}
+	return nil, errdefs.NotFound("image %q not found", spec)
+}
+
+// List returns every image, oldest pull first.
+func (s *Store) List() []*Image {
+	s.mu.Lock()
+	out := make([]*Image, 0, len(s.idx.Images))
+	for _, img := range s.idx.Images {
+		out = append(out, img.clone())
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Pulled.Before(out[j].Pulled) })
+	return out
+}
+
+// Remove removes an image as `docker rmi` does: by ID or digest, the image
+// with all its tags; by a tag, that tag, and the image with it when it was
+// the last. An unknown image is success. Blobs and layers that nothing
+// holds any more are deleted.
+func (s *Store) Remove(spec string) error {
+	s.mu.Lock()
+	img, err := s.resolveLocked(spec)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		s.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	whole := true
+	if ref, rerr := ParseRef(spec); rerr == nil && ref.Digest() == "" && slices.Contains(img.RepoTags, ref.TagString()) {
+		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == ref.TagString() })
+		whole = len(img.RepoTags) == 0
+	}
+	if whole {
+		delete(s.idx.Images, img.ID)
+	}
+	trash := s.collectLocked()
+	err = s.saveLocked()
+	s.mu.Unlock()
+	removeAll(trash)
+	if whole {
+		klog.InfoS("Image removed", "image", img.ID, "reference", spec)
+	} else {
+		klog.InfoS("Image tag removed", "image", img.ID, "reference", spec)
+	}
+	return err
+}
+
+// Collect deletes blobs and layers that no image, lease or pull in flight
+// holds: what a failed pull fetched.
+func (s *Store) Collect() {
+	s.mu.Lock()
+	trash := s.collectLocked()
+	err := s.saveLocked()
+	s.mu.Unlock()
+	if err != nil {
+		klog.ErrorS(err, "Saving the image index")
+	}
+	removeAll(trash)
+}
+
+// Lease records that owner (a container) uses the layers of image, so that
+// they outlive the image's removal. It returns the layer directories,
+// bottom first.
+func (s *Store) Lease(owner, imageID string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, ok := s.idx.Images[imageID]
+	if !ok {
+		return nil, errdefs.NotFound("image %q not found", imageID)
+	}
+	var chains, dirs []string
+	for _, l := range img.Layers {
+		chains = append(chains, l.ChainID)
+		dirs = append(dirs, s.LayerDir(l.ChainID))
+	}
+	s.idx.Leases[owner] = chains
+	return dirs, s.saveLocked()
+}
+
+// Release ends owner's lease; layers nothing else holds are deleted.
+func (s *Store) Release(owner string) error {
+	s.mu.Lock()
+	if _, ok := s.idx.Leases[owner]; !ok {
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.idx.Leases, owner)
+	trash := s.collectLocked()
+	err := s.saveLocked()
+	s.mu.Unlock()
+	removeAll(trash)
+	return err
+}
+
+// collectLocked finds blobs and layers that no image, lease or pull in
+// flight holds, drops them from the index and moves them to the store's
+// tmp directory; the caller deletes what it returns outside the lock.
+func (s *Store) collectLocked() (trash []string) {
+	usedBlobs, usedLayers := map[string]bool{}, map[string]bool{}
+	for _, img := range s.idx.Images {
+		for _, d := range []string{img.ID, img.Manifest, img.Index} {
+			usedBlobs[d] = true
+		}
+		for _, l := range img.Layers {
+			usedBlobs[l.Digest] = true
+			usedLayers[l.ChainID] = true
+		}
+	}
+	for _, chains := range s.idx.Leases {
+		for _, c := range chains {
+			usedLayers[c] = true
+		}
+	}
+	move := func(p string) {
+		dst := filepath.Join(s.dir, "tmp", "trash-"+randomHex())
+		if err := os.Rename(p, dst); err == nil {
+			trash = append(trash, dst)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			klog.ErrorS(err, "Removing unused image content", "path", p)
+		}
+	}
+	for chain := range s.idx.Layers {
+		if !usedLayers[chain] && s.pending[chain] == 0 {
+			delete(s.idx.Layers, chain)
+			move(s.LayerDir(chain))
+		}
+	}
+	// Layer directories the index does not know: a crash between unpack
+	// and commit.
+	dirs, _ := os.ReadDir(filepath.Join(s.dir, "layers"))
+	for _, e := range dirs {
+		chain := "sha256:" + e.Name()
+		if _, ok := s.idx.Layers[chain]; !ok && s.pending[chain] == 0 {
+			move(filepath.Join(s.dir, "layers", e.Name()))
+		}
+	}
+	blobs, _ := os.ReadDir(filepath.Join(s.dir, "blobs", "sha256"))
+	for _, e := range blobs {
+		d := "sha256:" + e.Name()
+		if !usedBlobs[d] && s.pending[d] == 0 {
+			move(s.blobPath(d))
+		}
+	}
+	return trash
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			klog.ErrorS(err, "Deleting unused image content", "path", p)
+		}
+	}
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Usage is what the store holds on disk: blob bytes plus unpacked layer
+// bytes, and unpacked inodes plus blob files.
+func (s *Store) Usage() (bytes, inodes int64) {
+	blobs, _ := os.ReadDir(filepath.Join(s.dir, "blobs", "sha256"))
+	for _, e := range blobs {
+		if fi, err := e.Info(); err == nil {
+			bytes += fi.Size()
+			inodes++
+		}
+	}
+	s.mu.Lock()
+	for _, st := range s.idx.Layers {
+		bytes += st.Bytes
+		inodes += st.Inodes
+	}
+	s.mu.Unlock()
+	return bytes, inodes
+}
