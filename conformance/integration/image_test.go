@@ -232,10 +232,10 @@ func TestMaliciousLayersAreRefused(t *testing.T) {
 	ctx := context.Background()
 	storeDir := filepath.Join(h.Root, "images")
 	cases := map[string][]images.File{
-		"dotdot":  {{Name: "../../../../tmp/husk-escaped-dotdot", Body: []byte("x")}},
-		"symlink": {{Name: "evil", Link: "/tmp"}, {Name: "evil/husk-escaped-symlink", Body: []byte("x")}},
+		"dotdot":           {{Name: "../../../../tmp/husk-escaped-dotdot", Body: []byte("x")}},
+		"symlink":          {{Name: "evil", Link: "/tmp"}, {Name: "evil/husk-escaped-symlink", Body: []byte("x")}},
 		"relative-symlink": {{Name: "a/"}, {Name: "a/up", Link: "../../../../../../../../tmp"}, {Name: "a/up/husk-escaped-relative", Body: []byte("x")}},
-		"hardlink": {{Name: "pw", HardLink: "../../../../../etc/passwd"}},
+		"hardlink":         {{Name: "pw", HardLink: "../../../../../etc/passwd"}},
 	}
 	for name, files := range cases {
 		t.Run(name, func(t *testing.T) {
