@@ -100,3 +100,54 @@ func TestCrictl(t *testing.T) {
 		})
 	}
 }
+
+func TestCrictlImages(t *testing.T) {
+	if os.Getenv("HUSK_CRICTL") == "" {
+		t.Skip("HUSK_CRICTL is not set: run through `make test`, which builds crictl")
+	}
+	h, reg := imageHuskd(t, "")
+	reg.Push(t, "e2e-test-images/busybox:1.29-2", busyboxImage(t))
+
+	out := crictl(t, h, "pull", "registry.k8s.io/e2e-test-images/busybox:1.29-2")
+	if !strings.Contains(out, "Image is up to date for sha256:") {
+		t.Errorf("crictl pull: %q", out)
+	}
+	id := strings.TrimSpace(out[strings.Index(out, "sha256:"):])
+	if out := crictl(t, h, "images"); !strings.Contains(out, "registry.k8s.io/e2e-test-images/busybox") || !strings.Contains(out, "1.29-2") {
+		t.Errorf("crictl images:\n%s", out)
+	}
+	if out := crictl(t, h, "images", "-q"); out != id {
+		t.Errorf("crictl images -q: %q, want %s", out, id)
+	}
+	var insp struct {
+		Status struct {
+			ID       string   `json:"id"`
+			RepoTags []string `json:"repoTags"`
+		} `json:"status"`
+		Info struct {
+			ImageSpec struct {
+				Architecture string `json:"architecture"`
+			} `json:"imageSpec"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(crictl(t, h, "inspecti", "registry.k8s.io/e2e-test-images/busybox:1.29-2")), &insp); err != nil ||
+		insp.Status.ID != id || insp.Info.ImageSpec.Architecture != "amd64" {
+		t.Errorf("crictl inspecti: %+v, %v", insp, err)
+	}
+	var fsinfo struct {
+		Status struct {
+			ImageFilesystems []struct {
+				UsedBytes struct {
+					Value string `json:"value"`
+				} `json:"usedBytes"`
+			} `json:"imageFilesystems"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(crictl(t, h, "imagefsinfo")), &fsinfo); err != nil || len(fsinfo.Status.ImageFilesystems) != 1 || fsinfo.Status.ImageFilesystems[0].UsedBytes.Value == "0" {
+		t.Errorf("crictl imagefsinfo: %+v, %v", fsinfo, err)
+	}
+	crictl(t, h, "rmi", id[7:19])
+	if out := crictl(t, h, "images", "-q"); out != "" {
+		t.Errorf("after crictl rmi: %q", out)
+	}
+}
