@@ -65,8 +65,10 @@ test: deps build
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -count=1 -timeout 25m ./...
 
-# Benchmarks: speed and memory, measured, never asserted.
-bench: deps build
+# Benchmarks: speed and memory, measured, never asserted; husk side by
+# side with Debian's containerd where a benchmark compares.
+bench: build
+	./scripts/deps.sh --bench
 	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./conformance/...
 
 clean:

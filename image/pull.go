@@ -381,12 +381,16 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth,
 				pr.done.Add(l.Size)
 				return nil
 			}
+			t0 := time.Now()
 			if err := p.fetchBlob(gctx, repo, l, ropts); err != nil {
 				return err
 			}
+			t1 := time.Now()
 			_, err, _ := p.unpacks.Do(l.ChainID, func() (any, error) {
 				return nil, p.store.UnpackLayer(l.ChainID, l.Digest, l.DiffID)
 			})
+			klog.V(3).InfoS("Layer pulled", "image", ref.String(), "layer", l.Digest, "bytes", l.Size,
+				"fetch", t1.Sub(t0), "unpack", time.Since(t1))
 			return err
 		})
 	}

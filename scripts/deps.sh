@@ -13,8 +13,13 @@ fi
 # Debian packages: a C toolchain and libseccomp for husk-runc (static),
 # util-linux and iproute2 for the tests' nsenter and ip, and what the
 # images and network work uses: busybox-static, the CNI plugins.
+# `deps.sh --bench` also installs Debian's containerd (1.6) and runc, the
+# runtime the benchmarks compare husk with.
+extra=""
+[ "${1:-}" = "--bench" ] && extra="containerd runc"
+
 missing=""
-for p in gcc libc6-dev libseccomp-dev pkg-config util-linux iproute2 procps busybox-static containernetworking-plugins; do
+for p in $extra gcc libc6-dev libseccomp-dev pkg-config util-linux iproute2 procps busybox-static containernetworking-plugins; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

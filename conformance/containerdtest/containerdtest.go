@@ -1,0 +1,175 @@
+// Package containerdtest starts Debian's containerd (1.6) with its CRI
+// plugin on its own socket, root and state, configured like husk's tests
+// (the same hosts.toml mirrors, CNI plugins and cgroup driver), so that
+// benchmarks measure both runtimes on one machine in one run.
+package containerdtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	internalapi "k8s.io/cri-api/pkg/apis"
+	remote "k8s.io/cri-client/pkg"
+)
+
+// Containerd is one running containerd.
+type Containerd struct {
+	Dir      string
+	Sock     string
+	LogPath  string
+	Runtime  internalapi.RuntimeService
+	Images   internalapi.ImageManagerService
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	t        testing.TB
+}
+
+// Options configure the containerd under test.
+type Options struct {
+	// HostsDir is the registry config_path (hosts.toml directories).
+	HostsDir string
+	// CNIConfDir holds the CNI network config; empty means none.
+	CNIConfDir string
+}
+
+// Start starts containerd, or skips the benchmark when it is not
+// installed (`make bench` installs it).
+func Start(t testing.TB, opts Options) *Containerd {
+	t.Helper()
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		t.Skip("containerd is not installed: `make bench` installs Debian's containerd for the comparison")
+	}
+	dir, err := os.MkdirTemp("/tmp", "ctrd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Containerd{Dir: dir, Sock: filepath.Join(dir, "containerd.sock"), LogPath: filepath.Join(dir, "containerd.log"), t: t}
+	cniConf := opts.CNIConfDir
+	if cniConf == "" {
+		cniConf = filepath.Join(dir, "cni")
+	}
+	config := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+oom_score = 0
+
+[grpc]
+  address = %q
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.9"
+  # Root here lacks CAP_SYS_RESOURCE: never ask for a lower oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = %q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Sock, filepath.Join(dir, "opt"), cniConf, opts.HostsDir)
+	confPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(confPath, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(c.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	c.cmd = exec.Command(bin, "--config", confPath)
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.exited = make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(c.exited) }()
+	t.Cleanup(c.stop)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(c.Sock); err == nil {
+			c.Runtime, err = remote.NewRemoteRuntimeService(context.Background(), "unix://"+c.Sock, 2*time.Minute, nil, false)
+			if err == nil {
+				c.Images, err = remote.NewRemoteImageService(context.Background(), "unix://"+c.Sock, 2*time.Minute, nil, false)
+			}
+			if err == nil {
+				break
+			}
+		}
+		select {
+		case <-c.exited:
+			b, _ := os.ReadFile(c.LogPath)
+			t.Fatalf("containerd exited: %s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("containerd not ready after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
+}
+
+// PID is containerd's process ID.
+func (c *Containerd) PID() int { return c.cmd.Process.Pid }
+
+// stop removes every pod through the CRI, stops containerd and the shims
+// it left, and removes its directories.
+func (c *Containerd) stop() {
+	ctx := context.Background()
+	if c.Runtime != nil {
+		if pods, err := c.Runtime.ListPodSandbox(ctx, nil); err == nil {
+			for _, p := range pods {
+				_ = c.Runtime.StopPodSandbox(ctx, p.Id)
+				_ = c.Runtime.RemovePodSandbox(ctx, p.Id)
+			}
+		}
+		_ = c.Runtime.Close(ctx)
+		_ = c.Images.Close(ctx)
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(20 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+	// containerd-shim-runc-v2 processes of this containerd outlive it.
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), "containerd-shim") && strings.Contains(string(b), c.Sock) {
+			var pid int
+			if _, err := fmt.Sscan(e.Name(), &pid); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	lines := strings.Split(string(mounts), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) > 4 && strings.HasPrefix(f[4], c.Dir+"/") {
+			_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+		}
+	}
+	if err := os.RemoveAll(c.Dir); err != nil {
+		c.t.Errorf("removing containerd's directory: %v", err)
+	}
+}
