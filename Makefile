@@ -69,7 +69,7 @@ test: deps build
 # side with Debian's containerd where a benchmark compares.
 bench: build
 	./scripts/deps.sh --bench
-	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./conformance/...
+	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 clean:
 	rm -rf $(BIN) $(TOOLS)
