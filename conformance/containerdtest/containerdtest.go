@@ -21,14 +21,14 @@ import (
 
 // Containerd is one running containerd.
 type Containerd struct {
-	Dir      string
-	Sock     string
-	LogPath  string
-	Runtime  internalapi.RuntimeService
-	Images   internalapi.ImageManagerService
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	t        testing.TB
+	Dir     string
+	Sock    string
+	LogPath string
+	Runtime internalapi.RuntimeService
+	Images  internalapi.ImageManagerService
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	t       testing.TB
 }
 
 // Options configure the containerd under test.

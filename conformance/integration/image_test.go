@@ -495,3 +495,34 @@ func TestCrashDuringPullLeavesNoHalfImage(t *testing.T) {
 		t.Errorf("pull after restart: %v", err)
 	}
 }
+
+func TestStreamImages(t *testing.T) {
+	h, reg := imageHuskd(t, "")
+	for i := 0; i < 3; i++ {
+		img := images.Image(images.Config{}, images.Layer(images.File{Name: "n", Body: []byte(fmt.Sprint(i))}))
+		reg.Push(t, fmt.Sprintf("test/stream:%d", i), img)
+		if _, err := h.Images.PullImage(context.Background(), spec(fmt.Sprintf("registry.k8s.io/test/stream:%d", i)), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := h.RawImages.StreamImages(context.Background(), &runtime.StreamImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		for _, img := range resp.Images {
+			if seen[img.Id] {
+				t.Errorf("%s streamed twice", img.Id)
+			}
+			seen[img.Id] = true
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("streamed %d images, want 3", len(seen))
+	}
+}
