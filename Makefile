@@ -13,7 +13,7 @@ TOOLS     := $(CURDIR)/.tools
 # runc's releases are: it is exec'd for every container operation, and a
 # static binary pays no dynamic loading. netgo and osusergo keep glibc's NSS
 # out of a static link. huskd and husk-shim are pure Go.
-RUNC_TAGS    := netgo osusergo
+RUNC_TAGS    := seccomp netgo osusergo
 RUNC_LDFLAGS := -s -w -X main.version=$(VERSION) -extldflags -static
 GO_LDFLAGS   := -s -w -X main.version=$(VERSION)
 

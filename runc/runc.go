@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -31,13 +32,39 @@ type Result struct {
 // ResultFD is the descriptor a caller passes for Result.
 const ResultFD = 3
 
-// Run creates container id under root from the OCI spec in specPath, starts
-// its process and returns its pid. The process's stdio is /dev/null unless
-// the caller handed descriptors 0-2 in and inherit is set. On error nothing
-// is left: no state directory, cgroup or process.
-func Run(root, id, specPath string, inherit bool) (_ int, retErr error) {
+// IO says what a container's process gets as stdio.
+type IO struct {
+	// Inherit gives the process this process's descriptors 0-2 (the
+	// shim's pipes); otherwise they are /dev/null.
+	Inherit bool
+	// Console, when set, is a unix socket on which libcontainer sends the
+	// master of the container's new pseudo-terminal.
+	Console *os.File
+}
+
+// Run creates container id under root from the OCI spec in specPath,
+// starts its process and returns its pid. On error nothing is left: no
+// state directory, cgroup or process.
+func Run(root, id, specPath string, stdio IO) (int, error) {
+	return create(root, id, specPath, stdio, true)
+}
+
+// Create creates container id and starts its init, which then waits (on
+// libcontainer's exec fifo) for Start before it runs the user's process:
+// the CRI's CreateContainer and StartContainer, as runc create and runc
+// start do.
+func Create(root, id, specPath string, stdio IO) (int, error) {
+	return create(root, id, specPath, stdio, false)
+}
+
+func create(root, id, specPath string, stdio IO, run bool) (_ int, retErr error) {
 	spec, err := readSpec(specPath)
 	if err != nil {
+		return 0, err
+	}
+	// specconv resolves relative paths against the working directory, as
+	// runc does against the bundle.
+	if err := os.Chdir(filepath.Dir(specPath)); err != nil {
 		return 0, err
 	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
@@ -56,13 +83,79 @@ func Run(root, id, specPath string, inherit bool) (_ int, retErr error) {
 	}()
 	p := newProcess(spec.Process)
 	p.Init = true
-	if inherit {
+	if stdio.Console != nil {
+		p.ConsoleSocket = stdio.Console
+		if spec.Process.ConsoleSize != nil {
+			p.ConsoleWidth, p.ConsoleHeight = uint16(spec.Process.ConsoleSize.Width), uint16(spec.Process.ConsoleSize.Height)
+		}
+	} else if stdio.Inherit {
 		p.Stdin, p.Stdout, p.Stderr = os.Stdin, os.Stdout, os.Stderr
 	}
-	if err := c.Run(p); err != nil {
+	if run {
+		err = c.Run(p)
+	} else {
+		err = c.Start(p)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("starting container: %w", err)
 	}
 	return p.Pid()
+}
+
+// Start lets a created container's init run the user's process.
+func Start(root, id string) error {
+	c, err := libcontainer.Load(root, id)
+	if err != nil {
+		return err
+	}
+	return c.Exec()
+}
+
+// Kill sends sig to the container's init; SIGKILL goes to every process in
+// its cgroup when the container shares a PID namespace (libcontainer's
+// rule: only a namespace's init takes its processes with it).
+func Kill(root, id string, sig unix.Signal) error {
+	c, err := libcontainer.Load(root, id)
+	if err != nil {
+		return err
+	}
+	err = c.Signal(sig)
+	if errors.Is(err, libcontainer.ErrNotRunning) {
+		return nil
+	}
+	return err
+}
+
+// Update applies new cgroup resources (an OCI LinuxResources in JSON) to a
+// running container.
+func Update(root, id string, resourcesJSON []byte) error {
+	var res specs.LinuxResources
+	if err := json.Unmarshal(resourcesJSON, &res); err != nil {
+		return fmt.Errorf("parsing resources: %w", err)
+	}
+	c, err := libcontainer.Load(root, id)
+	if err != nil {
+		return err
+	}
+	cfg := c.Config()
+	// specconv turns OCI resources into libcontainer's; only the fields the
+	// CRI can change are taken from it.
+	fresh, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{
+		CgroupName: id,
+		Spec:       &specs.Spec{Linux: &specs.Linux{CgroupsPath: cfg.Cgroups.Path, Resources: &res}},
+	}, nil)
+	if err != nil {
+		return err
+	}
+	r, n := cfg.Cgroups.Resources, fresh.Resources
+	r.CpuShares, r.CpuQuota, r.CpuPeriod = n.CpuShares, n.CpuQuota, n.CpuPeriod
+	r.CpusetCpus, r.CpusetMems = n.CpusetCpus, n.CpusetMems
+	r.Memory, r.MemorySwap = n.Memory, n.MemorySwap
+	r.HugetlbLimit, r.Unified = n.HugetlbLimit, n.Unified
+	if n.PidsLimit != nil {
+		r.PidsLimit = n.PidsLimit
+	}
+	return c.Set(cfg)
 }
 
 // Delete kills every process of container id (when force is set) and

@@ -24,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/names"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -57,7 +58,7 @@ type Manager struct {
 	cfg         Config
 	pauseRootfs string
 	oomFloor    int
-	names       *names
+	names       *names.Registrar
 
 	mu   sync.RWMutex
 	pods map[string]*pod
@@ -102,7 +103,7 @@ func New(cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
-	m := &Manager{cfg: cfg, names: newNames(), pods: map[string]*pod{}}
+	m := &Manager{cfg: cfg, names: names.New("pod sandbox"), pods: map[string]*pod{}}
 	var err error
 	if m.pauseRootfs, err = layOutPauseRootfs(filepath.Join(cfg.Root, "pause"), cfg.PausePath); err != nil {
 		return nil, fmt.Errorf("laying out the pause rootfs: %w", err)
@@ -166,13 +167,13 @@ func newID() string {
 func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handler string) (string, error) {
 	name := PodName(cfg.GetMetadata())
 	id := newID()
-	var r *reservation
+	var r *names.Reservation
 	for {
 		var owner bool
-		if r, owner = m.names.reserve(name, id); owner {
+		if r, owner = m.names.Reserve(name, id); owner {
 			break
 		}
-		got, retry, err := m.names.claim(ctx, name, r)
+		got, retry, err := m.names.Claim(ctx, name, r)
 		if err != nil {
 			return "", err
 		}
@@ -184,7 +185,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
 	defer cancel()
 	err := m.create(work, id, name, cfg, handler)
-	m.names.finish(name, r, err, ctx.Err() != nil)
+	m.names.Finish(name, r, err, ctx.Err() != nil)
 	if err != nil {
 		return "", err
 	}
@@ -477,7 +478,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		m.mu.Lock()
 		delete(m.pods, cur.ID)
 		m.mu.Unlock()
-		m.names.release(cur.Name, cur.ID)
+		m.names.Release(cur.Name, cur.ID)
 		klog.InfoS("Pod sandbox removed", "podSandboxID", cur.ID)
 		return nil
 	})

@@ -56,7 +56,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 		m.mu.Lock()
 		m.pods[id] = p
 		m.mu.Unlock()
-		m.names.restore(sb.Name, id)
+		m.names.Restore(sb.Name, id)
 		if sb.State == StateReady {
 			m.reconnect(ctx, p)
 		}

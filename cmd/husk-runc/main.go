@@ -2,7 +2,11 @@
 // container operation; see package runc. Its command line is a contract
 // with the shim only:
 //
-//	husk-runc --root DIR run --id ID --spec FILE [--inherit-stdio]   (Result JSON on fd 3)
+//	husk-runc --root DIR run    --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (Result JSON on fd 3)
+//	husk-runc --root DIR create --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (Result JSON on fd 3)
+//	husk-runc --root DIR start  --id ID
+//	husk-runc --root DIR kill   --id ID --signal N
+//	husk-runc --root DIR update --id ID --resources FILE
 //	husk-runc --root DIR delete --id ID [--force] [--timeout 10s]
 //	husk-runc init                                                   (libcontainer's re-exec)
 package main
@@ -24,6 +28,7 @@ import (
 	// cannot do.
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/runc"
 )
@@ -42,6 +47,14 @@ func init() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: husk-runc --root DIR run|delete ... (started by husk-shim, not by hand)")
 	os.Exit(2)
+}
+
+// fail reports err on stderr (the shim's log) and exits 1.
+func fail(op string, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "husk-runc %s: %v\n", op, err)
+		os.Exit(1)
+	}
 }
 
 func main() {
@@ -65,11 +78,20 @@ func main() {
 	fs := flag.NewFlagSet(args[0], flag.ExitOnError)
 	id := fs.String("id", "", "container ID")
 	switch args[0] {
-	case "run":
+	case "run", "create":
 		spec := fs.String("spec", "", "OCI runtime spec (config.json)")
 		inherit := fs.Bool("inherit-stdio", false, "give the container this process's stdin, stdout and stderr")
+		consoleFD := fs.Int("console-socket-fd", -1, "descriptor of a unix socket that receives the container's pty master")
 		_ = fs.Parse(args[1:])
-		pid, err := runc.Run(*root, *id, *spec, *inherit)
+		stdio := runc.IO{Inherit: *inherit}
+		if *consoleFD >= 0 {
+			stdio.Console = os.NewFile(uintptr(*consoleFD), "console-socket")
+		}
+		do := runc.Create
+		if args[0] == "run" {
+			do = runc.Run
+		}
+		pid, err := do(*root, *id, *spec, stdio)
 		res := runc.Result{PID: pid}
 		if err != nil {
 			res = runc.Result{Error: err.Error()}
@@ -79,14 +101,26 @@ func main() {
 		if err != nil {
 			os.Exit(1)
 		}
+	case "start":
+		_ = fs.Parse(args[1:])
+		fail("start", runc.Start(*root, *id))
+	case "kill":
+		sig := fs.Int("signal", int(unix.SIGTERM), "signal number")
+		_ = fs.Parse(args[1:])
+		fail("kill", runc.Kill(*root, *id, unix.Signal(*sig)))
+	case "update":
+		resources := fs.String("resources", "", "file holding OCI LinuxResources as JSON")
+		_ = fs.Parse(args[1:])
+		b, err := os.ReadFile(*resources)
+		if err == nil {
+			err = runc.Update(*root, *id, b)
+		}
+		fail("update", err)
 	case "delete":
 		force := fs.Bool("force", false, "kill the container's processes first")
 		timeout := fs.Duration("timeout", 10*time.Second, "how long processes get to die after SIGKILL")
 		_ = fs.Parse(args[1:])
-		if err := runc.Delete(*root, *id, *force, *timeout); err != nil {
-			fmt.Fprintln(os.Stderr, "husk-runc delete:", err)
-			os.Exit(1)
-		}
+		fail("delete", runc.Delete(*root, *id, *force, *timeout))
 	default:
 		usage()
 	}

@@ -1,4 +1,4 @@
-package sandbox
+package names
 
 import (
 	"context"
@@ -10,24 +10,24 @@ import (
 )
 
 func TestNamesReserveAndRelease(t *testing.T) {
-	n := newNames()
-	r, owner := n.reserve("pod_ns_uid_0", "id1")
+	n := New("pod sandbox")
+	r, owner := n.Reserve("pod_ns_uid_0", "id1")
 	if !owner {
 		t.Fatal("first reservation not owned")
 	}
-	if _, owner := n.reserve("pod_ns_uid_0", "id2"); owner {
+	if _, owner := n.Reserve("pod_ns_uid_0", "id2"); owner {
 		t.Fatal("a reserved name was reserved again")
 	}
-	if _, owner := n.reserve("pod_ns_uid_1", "id3"); !owner {
+	if _, owner := n.Reserve("pod_ns_uid_1", "id3"); !owner {
 		t.Fatal("another attempt is another name")
 	}
-	n.finish("pod_ns_uid_0", r, nil, false)
-	n.release("pod_ns_uid_0", "other-id")
-	if _, owner := n.reserve("pod_ns_uid_0", "id4"); owner {
+	n.Finish("pod_ns_uid_0", r, nil, false)
+	n.Release("pod_ns_uid_0", "other-id")
+	if _, owner := n.Reserve("pod_ns_uid_0", "id4"); owner {
 		t.Fatal("release by a non-holder freed the name")
 	}
-	n.release("pod_ns_uid_0", "id1")
-	if _, owner := n.reserve("pod_ns_uid_0", "id5"); !owner {
+	n.Release("pod_ns_uid_0", "id1")
+	if _, owner := n.Reserve("pod_ns_uid_0", "id5"); !owner {
 		t.Fatal("release by the holder did not free the name")
 	}
 }
@@ -50,17 +50,17 @@ func TestNamesClaim(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n := newNames()
-			r, _ := n.reserve("p", "id1")
+			n := New("pod sandbox")
+			r, _ := n.Reserve("p", "id1")
 			if c.finishErr != nil {
-				n.finish("p", r, *c.finishErr, c.callerGone)
+				n.Finish("p", r, *c.finishErr, c.callerGone)
 			} else {
 				go func() {
 					time.Sleep(20 * time.Millisecond)
-					n.finish("p", r, nil, false)
+					n.Finish("p", r, nil, false)
 				}()
 			}
-			id, retry, err := n.claim(ctx, "p", r)
+			id, retry, err := n.Claim(ctx, "p", r)
 			if c.wantCode != nil {
 				if !errors.Is(err, c.wantCode) {
 					t.Fatalf("err = %v, want %v", err, c.wantCode)
@@ -75,23 +75,23 @@ func TestNamesClaim(t *testing.T) {
 }
 
 func TestNamesUnclaimedIsTakenOnce(t *testing.T) {
-	n := newNames()
-	r, _ := n.reserve("p", "id1")
-	n.finish("p", r, nil, true)
-	if id, _, err := n.claim(context.Background(), "p", r); err != nil || id != "id1" {
+	n := New("pod sandbox")
+	r, _ := n.Reserve("p", "id1")
+	n.Finish("p", r, nil, true)
+	if id, _, err := n.Claim(context.Background(), "p", r); err != nil || id != "id1" {
 		t.Fatalf("first claim = %q, %v", id, err)
 	}
-	if _, _, err := n.claim(context.Background(), "p", r); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if _, _, err := n.Claim(context.Background(), "p", r); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("second claim = %v, want AlreadyExists", err)
 	}
 }
 
 func TestNamesClaimGivesUpWithItsCaller(t *testing.T) {
-	n := newNames()
-	r, _ := n.reserve("p", "id1")
+	n := New("pod sandbox")
+	r, _ := n.Reserve("p", "id1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if _, _, err := n.claim(ctx, "p", r); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := n.Claim(ctx, "p", r); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("claim = %v, want DeadlineExceeded", err)
 	}
 }
