@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"encoding/json"
 
 	"github.com/google/renameio/v2"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -62,14 +65,39 @@ type Manager struct {
 
 	mu   sync.RWMutex
 	pods map[string]*pod
+
+	observer Observer
 }
+
+// Observer is told what the shims report, and takes part in removing a
+// pod. The container manager is the observer.
+type Observer interface {
+	// Snapshot is the state of a pod's processes as its shim reported it:
+	// after every change, at recovery, and after the pod stopped. With
+	// shimGone the shim is dead and the snapshot is the last it wrote;
+	// containers not recorded as exited will never be.
+	Snapshot(podID string, snap shimapi.Snapshot, shimGone bool)
+	// RemovePod removes every container of the pod, for a
+	// RemovePodSandbox that comes before the containers' removal.
+	RemovePod(ctx context.Context, podID string) error
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Snapshot(string, shimapi.Snapshot, bool) {}
+func (nopObserver) RemovePod(context.Context, string) error { return nil }
+
+// SetObserver sets who learns of the shims' snapshots. Call it before
+// Recover.
+func (m *Manager) SetObserver(o Observer) { m.observer = o }
 
 // pod is a sandbox's in-memory handle.
 type pod struct {
 	id string
-	// mu serialises lifecycle calls (Stop, Remove) on this pod, and guards
-	// shim and removed.
-	mu      sync.Mutex
+	// mu is held for writing by lifecycle calls (Stop, Remove) on this pod
+	// and for reading by container calls (WithShim), and guards shim and
+	// removed.
+	mu      sync.RWMutex
 	shim    *shimapi.Client
 	removed bool
 	// cancelMonitor stops the goroutine that waits for the pause to exit.
@@ -103,7 +131,7 @@ func New(cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
-	m := &Manager{cfg: cfg, names: names.New("pod sandbox"), pods: map[string]*pod{}}
+	m := &Manager{cfg: cfg, names: names.New("pod sandbox"), pods: map[string]*pod{}, observer: nopObserver{}}
 	var err error
 	if m.pauseRootfs, err = layOutPauseRootfs(filepath.Join(cfg.Root, "pause"), cfg.PausePath); err != nil {
 		return nil, fmt.Errorf("laying out the pause rootfs: %w", err)
@@ -148,6 +176,34 @@ func ownOOMScoreAdj() (int, error) {
 
 func (m *Manager) rootDir(id string) string  { return filepath.Join(m.cfg.Root, "pods", id) }
 func (m *Manager) stateDir(id string) string { return filepath.Join(m.cfg.State, "pods", id) }
+
+// StateDir is the pod's volatile directory (the shim's): container bundles
+// live under it.
+func (m *Manager) StateDir(id string) string { return m.stateDir(id) }
+
+// PodFile is the path of one of the pod's files ("hostname", "hosts",
+// "resolv.conf") that containers bind-mount.
+func (m *Manager) PodFile(id, name string) string { return filepath.Join(m.rootDir(id), name) }
+
+// CgroupParent is the cgroup the pod's containers go under: the pod's
+// cgroup_parent, or the configured default.
+func (sb *Sandbox) CgroupParent() string { return path.Dir(sb.CgroupPath) }
+
+// WithShim runs fn with the shim of a Ready pod, while no Stop or Remove
+// of the pod can run. A pod that is not Ready gives FailedPrecondition.
+func (m *Manager) WithShim(id string, fn func(sb *Sandbox, c *shimapi.Client) error) error {
+	p, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	sb := p.cur.Load()
+	if p.removed || sb.State != StateReady || p.shim == nil {
+		return errdefs.FailedPrecondition("pod sandbox %s is not ready (%s)", sb.ID, sb.Reason)
+	}
+	return fn(sb, p.shim)
+}
 
 // PodName is the name that makes a pod unique on the node.
 func PodName(md *runtime.PodSandboxMetadata) string {
@@ -313,7 +369,8 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 }
 
 // forceStop kills a pod's processes without its shim's help: the shim
-// (if pid is still it) and everything in the pod's cgroup.
+// (if pid is still it), and everything in the cgroups of the pause and of
+// the containers the shim last wrote down.
 func (m *Manager) forceStop(_ context.Context, sb *Sandbox, shimPID int) error {
 	if shimPID == 0 {
 		shimPID = shimPIDFromFile(m.stateDir(sb.ID))
@@ -321,35 +378,73 @@ func (m *Manager) forceStop(_ context.Context, sb *Sandbox, shimPID int) error {
 	if err := killShim(shimPID, sb.ID, m.cfg.StopTimeout); err != nil {
 		klog.ErrorS(err, "Killing shim", "podSandboxID", sb.ID, "shimPid", shimPID)
 	}
-	if err := destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
+	var errs []error
+	if sb.CgroupPath != "" {
+		for _, c := range m.lastSnapshot(sb.ID).Containers {
+			errs = append(errs, destroyCgroup(path.Join(sb.CgroupParent(), c.ID), m.cfg.StopTimeout))
+		}
+		errs = append(errs, destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(m.stateDir(sb.ID), shimapi.RuncRoot))
 }
 
-// monitor notices when the pod's pause exits or its shim dies, and marks
-// the sandbox NotReady.
+// monitor follows the shim's snapshots: it hands them to the observer and
+// marks the sandbox NotReady when the pause exits or the shim dies.
 func (m *Manager) monitor(p *pod, c *shimapi.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancelMonitor = cancel
 	go func() {
-		st, err := c.WaitPause(ctx)
-		if ctx.Err() != nil {
-			return // stopping on purpose
-		}
-		reason := fmt.Sprintf("pause exited with code %d", st.ExitCode)
-		if err != nil {
-			reason = "shim exited unexpectedly"
-		}
-		klog.InfoS("Pod sandbox is no longer ready", "podSandboxID", p.id, "reason", reason)
-		if uerr := p.update(func(s *Sandbox) {
-			if s.State == StateReady {
-				s.State, s.Reason = StateNotReady, reason
+		var seq uint64
+		for {
+			snap, err := c.Wait(ctx, seq)
+			if ctx.Err() != nil {
+				return // stopping on purpose
 			}
-		}); uerr != nil {
-			klog.ErrorS(uerr, "Recording that the sandbox is not ready", "podSandboxID", p.id)
+			if err != nil {
+				m.shimGone(p, "shim exited unexpectedly")
+				return
+			}
+			seq = snap.Seq
+			m.observer.Snapshot(p.id, snap, false)
+			if !snap.Pause.Running {
+				m.notReady(p, fmt.Sprintf("pause exited with code %d", snap.Pause.ExitCode))
+			}
 		}
 	}()
+}
+
+// shimGone records that a pod's shim died: the sandbox is NotReady, and
+// its containers are what the shim last wrote down.
+func (m *Manager) shimGone(p *pod, reason string) {
+	m.notReady(p, reason)
+	m.observer.Snapshot(p.id, m.lastSnapshot(p.id), true)
+}
+
+// lastSnapshot is the snapshot a shim left in the pod's state directory.
+func (m *Manager) lastSnapshot(id string) shimapi.Snapshot {
+	var snap shimapi.Snapshot
+	b, err := os.ReadFile(filepath.Join(m.stateDir(id), shimapi.ContainersFile))
+	if err == nil {
+		_ = json.Unmarshal(b, &snap)
+	}
+	return snap
+}
+
+func (m *Manager) notReady(p *pod, reason string) {
+	if p.cur.Load().State != StateReady {
+		return
+	}
+	klog.InfoS("Pod sandbox is no longer ready", "podSandboxID", p.id, "reason", reason)
+	if err := p.update(func(s *Sandbox) {
+		if s.State == StateReady {
+			s.State, s.Reason = StateNotReady, reason
+		}
+	}); err != nil {
+		klog.ErrorS(err, "Recording that the sandbox is not ready", "podSandboxID", p.id)
+	}
 }
 
 // lookup finds a pod by ID or by a prefix of exactly one ID.
@@ -432,11 +527,12 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 	}
 	stopped := false
 	if p.shim != nil {
-		err := p.shim.Stop(ctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
+		snap, err := p.shim.Stop(ctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
 		p.shim.Close()
 		p.shim = nil
 		if err == nil {
 			stopped = true
+			m.observer.Snapshot(cur.ID, snap, true)
 			if werr := waitShimExit(cur.ShimPID, cur.ID, m.cfg.StopTimeout); werr != nil {
 				klog.ErrorS(werr, "Waiting for the shim to exit", "podSandboxID", cur.ID)
 			}
@@ -448,6 +544,7 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 		if err := m.forceStop(ctx, cur, cur.ShimPID); err != nil {
 			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
 		}
+		m.observer.Snapshot(cur.ID, m.lastSnapshot(cur.ID), true)
 	}
 	if cur.ShmPath != "" {
 		if err := unmountAndRemove(cur.ShmPath); err != nil {
@@ -466,6 +563,13 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 // Remove stops the sandbox if needed and removes everything it had. An
 // unknown ID is success: api.proto makes RemovePodSandbox idempotent.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
+	if p, err := m.lookup(idOrPrefix); err == nil {
+		// Containers first, through the shim while it still runs (they take
+		// the pod's read lock).
+		if err := m.observer.RemovePod(ctx, p.id); err != nil {
+			return fmt.Errorf("removing the containers of pod sandbox %s: %w", p.id, err)
+		}
+	}
 	return m.withPod(idOrPrefix, func(p *pod) error {
 		if err := m.stopLocked(ctx, p); err != nil {
 			return err

@@ -59,6 +59,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 		m.names.Restore(sb.Name, id)
 		if sb.State == StateReady {
 			m.reconnect(ctx, p)
+		} else {
+			// Stopped: what its shim last wrote is all there is.
+			m.observer.Snapshot(id, m.lastSnapshot(id), true)
 		}
 	}
 
@@ -79,32 +82,32 @@ func (m *Manager) Recover(ctx context.Context) error {
 	return nil
 }
 
-// reconnect dials a Ready pod's shim. A shim that is gone, or whose pause
-// has exited, leaves the pod NotReady.
+// reconnect dials a Ready pod's shim and hands its snapshot to the
+// observer. A shim that is gone, or whose pause has exited, leaves the pod
+// NotReady.
 func (m *Manager) reconnect(ctx context.Context, p *pod) {
 	sb := p.cur.Load()
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	reason := ""
 	c, err := shimapi.Dial(dctx, filepath.Join(m.stateDir(sb.ID), shimapi.SocketName))
 	if err != nil {
-		reason = "shim is not running"
-	} else if info, err := c.Info(dctx); err != nil {
-		c.Close()
-		reason = "shim does not answer"
-	} else if !info.Pause.Running {
-		p.shim = c
-		reason = fmt.Sprintf("pause exited with code %d", info.Pause.ExitCode)
-	} else {
-		p.shim = c
-		m.monitor(p, c)
-		klog.InfoS("Reconnected to shim", "podSandboxID", sb.ID, "shimPid", info.ShimPID)
+		m.shimGone(p, "shim is not running")
 		return
 	}
-	klog.InfoS("Pod sandbox is no longer ready", "podSandboxID", sb.ID, "reason", reason)
-	if err := p.update(func(s *Sandbox) { s.State, s.Reason = StateNotReady, reason }); err != nil {
-		klog.ErrorS(err, "Recording that the sandbox is not ready", "podSandboxID", sb.ID)
+	info, err := c.Info(dctx)
+	if err != nil {
+		c.Close()
+		m.shimGone(p, "shim does not answer")
+		return
 	}
+	p.shim = c
+	m.observer.Snapshot(sb.ID, info.Snapshot, false)
+	m.monitor(p, c)
+	if !info.Snapshot.Pause.Running {
+		m.notReady(p, fmt.Sprintf("pause exited with code %d", info.Snapshot.Pause.ExitCode))
+		return
+	}
+	klog.InfoS("Reconnected to shim", "podSandboxID", sb.ID, "shimPid", info.ShimPID)
 }
 
 // teardown removes everything a sandbox may have: used where no shim can
@@ -113,7 +116,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 	stateDir := m.stateDir(sb.ID)
 	if c, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName)); err == nil {
 		sctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout)
-		err := c.Stop(sctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
+		_, err := c.Stop(sctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
 		cancel()
 		c.Close()
 		if err != nil {

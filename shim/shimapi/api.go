@@ -49,9 +49,9 @@ type ProcessState struct {
 
 // InfoReply answers Shim.Info.
 type InfoReply struct {
-	ShimPID int          `json:"shimPid"`
-	Version string       `json:"version"`
-	Pause   ProcessState `json:"pause"`
+	ShimPID  int      `json:"shimPid"`
+	Version  string   `json:"version"`
+	Snapshot Snapshot `json:"snapshot"`
 }
 
 // StopArgs asks the shim to stop every process of the pod and exit.
@@ -61,9 +61,90 @@ type StopArgs struct {
 	Timeout time.Duration `json:"timeout"`
 }
 
+// Container states as the shim records them.
+const (
+	StatusCreated = "created"
+	StatusRunning = "running"
+	StatusExited  = "exited"
+)
+
+// ContainerState is what the shim knows of one container: the shim, not
+// huskd, records it, so it is right even for what happened while huskd
+// was down. The shim keeps all of them in ContainersFile.
+type ContainerState struct {
+	ID         string    `json:"id"`
+	PID        int       `json:"pid"`
+	Status     string    `json:"status"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitempty"`
+	FinishedAt time.Time `json:"finishedAt,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	// Reason is Completed, Error, OOMKilled, or why a start failed.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ContainersFile, in the pod's state directory, holds the shim's
+// Snapshot, rewritten atomically on every change.
+const ContainersFile = "containers.json"
+
+// Snapshot is the state of every process of the pod.
+type Snapshot struct {
+	// Seq grows with every change; Wait returns once it passes a value.
+	Seq        uint64           `json:"seq"`
+	Pause      ProcessState     `json:"pause"`
+	Containers []ContainerState `json:"containers"`
+}
+
+// WaitArgs asks for the first snapshot whose Seq is greater than After.
+type WaitArgs struct {
+	After uint64 `json:"after"`
+}
+
+// CreateContainerArgs asks the shim to create a container whose bundle
+// (config.json, and the rootfs huskd mounted) is ready.
+type CreateContainerArgs struct {
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	// LogPath is the CRI log file; empty means the output is discarded.
+	LogPath   string `json:"logPath,omitempty"`
+	Stdin     bool   `json:"stdin,omitempty"`
+	StdinOnce bool   `json:"stdinOnce,omitempty"`
+	TTY       bool   `json:"tty,omitempty"`
+	// CgroupPath is the container's cgroup (cgroupfs form), where the shim
+	// reads the OOM kill counter when the container exits.
+	CgroupPath string `json:"cgroupPath"`
+}
+
+// IDArgs names a container.
+type IDArgs struct {
+	ID string `json:"id"`
+}
+
+// StopContainerArgs asks the shim to stop a container: Signal, then
+// SIGKILL to all its processes after Timeout (at once when it is zero).
+type StopContainerArgs struct {
+	ID      string        `json:"id"`
+	Signal  int           `json:"signal"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+// UpdateArgs carries new cgroup resources, an OCI LinuxResources in JSON.
+type UpdateArgs struct {
+	ID        string `json:"id"`
+	Resources []byte `json:"resources"`
+}
+
 // Method names served by the shim, for net/rpc.
 const (
-	MethodInfo      = "Shim.Info"
-	MethodWaitPause = "Shim.WaitPause"
-	MethodStop      = "Shim.Stop"
+	MethodInfo            = "Shim.Info"
+	MethodWaitPause       = "Shim.WaitPause"
+	MethodWait            = "Shim.Wait"
+	MethodStop            = "Shim.Stop"
+	MethodCreateContainer = "Shim.CreateContainer"
+	MethodStartContainer  = "Shim.StartContainer"
+	MethodStopContainer   = "Shim.StopContainer"
+	MethodRemoveContainer = "Shim.RemoveContainer"
+	MethodReopenLog       = "Shim.ReopenLog"
+	MethodUpdateContainer = "Shim.UpdateContainer"
 )

@@ -57,8 +57,56 @@ func (c *Client) WaitPause(ctx context.Context) (ProcessState, error) {
 	return r, err
 }
 
+// Wait blocks until the pod's state changes past after and returns it.
+// An error other than ctx's means the connection to the shim was lost.
+func (c *Client) Wait(ctx context.Context, after uint64) (Snapshot, error) {
+	var r Snapshot
+	err := c.call(ctx, MethodWait, WaitArgs{After: after}, &r)
+	return r, err
+}
+
+// CreateContainer creates a container whose init waits for Start.
+func (c *Client) CreateContainer(ctx context.Context, a CreateContainerArgs) (ContainerState, error) {
+	var r ContainerState
+	err := c.call(ctx, MethodCreateContainer, a, &r)
+	return r, err
+}
+
+// StartContainer starts a created container.
+func (c *Client) StartContainer(ctx context.Context, id string) (ContainerState, error) {
+	var r ContainerState
+	err := c.call(ctx, MethodStartContainer, IDArgs{ID: id}, &r)
+	return r, err
+}
+
+// StopContainer stops a container and returns its final state.
+func (c *Client) StopContainer(ctx context.Context, a StopContainerArgs) (ContainerState, error) {
+	var r ContainerState
+	err := c.call(ctx, MethodStopContainer, a, &r)
+	return r, err
+}
+
+// RemoveContainer kills what is left of a container and removes its
+// libcontainer state and cgroup. An unknown ID is fine.
+func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	return c.call(ctx, MethodRemoveContainer, IDArgs{ID: id}, &Empty{})
+}
+
+// ReopenLog makes the shim reopen a container's log file.
+func (c *Client) ReopenLog(ctx context.Context, id string) error {
+	return c.call(ctx, MethodReopenLog, IDArgs{ID: id}, &Empty{})
+}
+
+// UpdateContainer applies new cgroup resources to a running container.
+func (c *Client) UpdateContainer(ctx context.Context, a UpdateArgs) error {
+	return c.call(ctx, MethodUpdateContainer, a, &Empty{})
+}
+
 // Stop kills every process of the pod, removes their libcontainer state and
-// cgroups, and makes the shim exit once it has replied.
-func (c *Client) Stop(ctx context.Context, args StopArgs) error {
-	return c.call(ctx, MethodStop, args, &Empty{})
+// cgroups, and makes the shim exit once it has replied with the final
+// snapshot.
+func (c *Client) Stop(ctx context.Context, args StopArgs) (Snapshot, error) {
+	var r Snapshot
+	err := c.call(ctx, MethodStop, args, &r)
+	return r, err
 }
