@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/sandbox"
 )
@@ -38,9 +39,10 @@ type Server struct {
 	runtime.UnimplementedRuntimeServiceServer
 	runtime.UnimplementedImageServiceServer
 
-	opts      Options
-	sandboxes *sandbox.Manager
-	images    *image.Service
+	opts       Options
+	sandboxes  *sandbox.Manager
+	images     *image.Service
+	containers *container.Manager
 
 	// ready is false until recovery after a restart has finished; until then
 	// every call answers Unavailable.
@@ -48,12 +50,14 @@ type Server struct {
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
+
+	rates cpuRates
 }
 
 // New returns a server over the given managers. It answers Unavailable
 // until SetReady is called.
-func New(opts Options, sandboxes *sandbox.Manager, images *image.Service) *Server {
-	return &Server{opts: opts, sandboxes: sandboxes, images: images}
+func New(opts Options, sandboxes *sandbox.Manager, images *image.Service, containers *container.Manager) *Server {
+	return &Server{opts: opts, sandboxes: sandboxes, images: images, containers: containers}
 }
 
 // SetReady lets calls through; call it once recovery has finished.

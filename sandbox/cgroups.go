@@ -44,11 +44,11 @@ func cgroupManager(p string) (cgroups.Manager, error) {
 	return fs.NewManager(cg, nil)
 }
 
-// destroyCgroup kills every process left in the cgroup at p and removes it
+// DestroyCgroup kills every process left in the cgroup at p and removes it
 // from every hierarchy. It is how a pod is cleaned when its shim is gone
 // (the shim would otherwise do this through libcontainer). A cgroup that
 // does not exist is fine.
-func destroyCgroup(p string, timeout time.Duration) error {
+func DestroyCgroup(p string, timeout time.Duration) error {
 	m, err := cgroupManager(p)
 	if err != nil {
 		return err

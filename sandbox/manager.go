@@ -340,7 +340,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err != nil {
 		// The shim undoes its own work when it reports a failure, but not
 		// when it was killed: make sure of the cgroup.
-		if cerr := destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); cerr != nil {
+		if cerr := DestroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); cerr != nil {
 			klog.ErrorS(cerr, "Removing the cgroup of a failed pause", "podSandboxID", id)
 		}
 		return err
@@ -381,9 +381,9 @@ func (m *Manager) forceStop(_ context.Context, sb *Sandbox, shimPID int) error {
 	var errs []error
 	if sb.CgroupPath != "" {
 		for _, c := range m.lastSnapshot(sb.ID).Containers {
-			errs = append(errs, destroyCgroup(path.Join(sb.CgroupParent(), c.ID), m.cfg.StopTimeout))
+			errs = append(errs, DestroyCgroup(path.Join(sb.CgroupParent(), c.ID), m.cfg.StopTimeout))
 		}
-		errs = append(errs, destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout))
+		errs = append(errs, DestroyCgroup(sb.CgroupPath, m.cfg.StopTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

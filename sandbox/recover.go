@@ -127,7 +127,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 		return err
 	}
 	if sb.CgroupPath != "" {
-		if err := destroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
+		if err := DestroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
 			return err
 		}
 	}

@@ -44,6 +44,8 @@ type RuntimeConfig struct {
 	CgroupParent string   `toml:"cgroup_parent" json:"cgroup_parent" comment:"cgroupfs parent of pods whose config names none."`
 	ShmSize      int64    `toml:"shm_size" json:"shm_size" comment:"Bytes of each pod's own /dev/shm."`
 	StopTimeout  Duration `toml:"stop_timeout" json:"stop_timeout" comment:"How long a pod's processes get to die after SIGKILL."`
+	// kubelet sends absolute paths; this serves relative Localhost refs.
+	SeccompProfileRoot string `toml:"seccomp_profile_root" json:"seccomp_profile_root" comment:"Where relative Localhost seccomp profiles are looked up."`
 	// RunPodSandbox keeps working after kubelet's 4-minute timeout, so that
 	// kubelet's retry gets the result.
 	CreateTimeout Duration `toml:"create_timeout" json:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
@@ -71,10 +73,11 @@ func defaultConfig() Config {
 		State:  "/run/husk",
 		Listen: "/run/husk/husk.sock",
 		Runtime: RuntimeConfig{
-			CgroupParent:  "/husk",
-			ShmSize:       64 << 20,
-			StopTimeout:   Duration(10 * time.Second),
-			CreateTimeout: Duration(4 * time.Minute),
+			CgroupParent:       "/husk",
+			ShmSize:            64 << 20,
+			StopTimeout:        Duration(10 * time.Second),
+			SeccompProfileRoot: "/var/lib/kubelet/seccomp",
+			CreateTimeout:      Duration(4 * time.Minute),
 		},
 		Image:    ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3},
 		Registry: RegistryConfig{ConfigPath: "/etc/husk/certs.d"},

@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/cri"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/sandbox"
@@ -110,8 +112,16 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("opening the image store: %w", err)
 	}
+	containers, err := container.New(container.Config{
+		Root:          cfg.Root,
+		Node:          nodeInfo(cfg),
+		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
+	}, mgr, images)
+	if err != nil {
+		return err
+	}
 	cfgJSON, _ := json.Marshal(cfg)
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON)}, mgr, images)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON)}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 
@@ -123,11 +133,17 @@ func run(ctx context.Context, cfg Config) error {
 	go func() { serveErr <- g.Serve(l) }()
 	klog.InfoS("huskd serving; recovering pods", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
 
-	// Calls answer Unavailable until the pods of the last run are back.
+	// Calls answer Unavailable until the pods of the last run are back:
+	// container records first, so that the shims' snapshots find them.
+	if err := containers.Load(); err != nil {
+		g.Stop()
+		return fmt.Errorf("loading containers: %w", err)
+	}
 	if err := mgr.Recover(ctx); err != nil {
 		g.Stop()
 		return fmt.Errorf("recovering: %w", err)
 	}
+	containers.Reconcile(ctx)
 	srv.SetReady()
 	klog.InfoS("huskd ready")
 
@@ -145,6 +161,23 @@ func run(ctx context.Context, cfg Config) error {
 		g.Stop()
 	}
 	return nil
+}
+
+// nodeInfo is what container specs depend on about this node.
+func nodeInfo(cfg Config) container.NodeInfo {
+	oom := 0
+	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+		fmt.Sscanf(string(b), "%d", &oom)
+	}
+	_, hugetlbErr := os.Stat("/sys/fs/cgroup/hugetlb")
+	aa, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return container.NodeInfo{
+		OOMScoreAdjFloor:   oom,
+		CgroupV2:           cgroups.IsCgroup2UnifiedMode(),
+		HugetlbController:  hugetlbErr == nil || cgroups.IsCgroup2UnifiedMode(),
+		SeccompProfileRoot: cfg.Runtime.SeccompProfileRoot,
+		AppArmor:           len(aa) > 0 && aa[0] == 'Y',
+	}
 }
 
 // listen opens the CRI socket (mode 0660), replacing a stale socket file

@@ -1,0 +1,123 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/container"
+	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/shim/shimapi"
+)
+
+func criState(st shimapi.ContainerState) runtime.ContainerState {
+	switch st.Status {
+	case shimapi.StatusCreated:
+		return runtime.ContainerState_CONTAINER_CREATED
+	case shimapi.StatusRunning:
+		return runtime.ContainerState_CONTAINER_RUNNING
+	case shimapi.StatusExited:
+		return runtime.ContainerState_CONTAINER_EXITED
+	}
+	return runtime.ContainerState_CONTAINER_UNKNOWN
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// criMounts is the config's mounts as ContainerStatus shows them: an image
+// volume names the image it mounted.
+func criMounts(c *container.Container) []*runtime.Mount {
+	out := make([]*runtime.Mount, 0, len(c.Config.GetMounts()))
+	for i, m := range c.Config.GetMounts() {
+		m = proto.Clone(m).(*runtime.Mount)
+		if id, ok := c.ImageVolumes[i]; ok {
+			m.Image = &runtime.ImageSpec{Image: m.GetImage().GetImage(), ImageRef: id}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type containerInfo struct {
+	SandboxID   string                   `json:"sandboxID"`
+	Pid         int                      `json:"pid"`
+	Bundle      string                   `json:"bundle"`
+	CgroupPath  string                   `json:"cgroupPath"`
+	RuntimeSpec json.RawMessage          `json:"runtimeSpec,omitempty"`
+	Config      *runtime.ContainerConfig `json:"config"`
+}
+
+// ContainerStatus returns status of the container. If the container is
+// not present, returns an error (NotFound).
+func (s *Server) ContainerStatus(_ context.Context, r *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
+	if r.GetContainerId() == "" {
+		return nil, errdefs.InvalidArgument("container_id", "must not be empty")
+	}
+	c, err := s.containers.Get(r.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st := c.State
+	status := &runtime.ContainerStatus{
+		Id:          c.ID,
+		Metadata:    c.Config.GetMetadata(),
+		State:       criState(st),
+		CreatedAt:   nanos(c.CreatedAt),
+		StartedAt:   nanos(st.StartedAt),
+		FinishedAt:  nanos(st.FinishedAt),
+		ExitCode:    int32(st.ExitCode),
+		Image:       &runtime.ImageSpec{Image: c.Config.GetImage().GetImage(), UserSpecifiedImage: c.Config.GetImage().GetUserSpecifiedImage()},
+		ImageRef:    c.ImageID,
+		ImageId:     c.ImageID,
+		Reason:      st.Reason,
+		Message:     st.Message,
+		Labels:      c.Config.GetLabels(),
+		Annotations: c.Config.GetAnnotations(),
+		Mounts:      criMounts(c),
+		LogPath:     c.LogPath,
+		Resources:   &runtime.ContainerResources{Linux: c.Resources},
+		User: &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{
+			Uid: c.User.UID, Gid: c.User.GID, SupplementalGroups: c.User.SupplementalGroups,
+		}},
+		StopSignal: signalEnum(c.StopSignal),
+	}
+	if st.Status == shimapi.StatusCreated || st.Status == shimapi.StatusRunning {
+		status.ExitCode, status.Reason = 0, ""
+	}
+	resp := &runtime.ContainerStatusResponse{Status: status}
+	if r.GetVerbose() {
+		info := containerInfo{SandboxID: c.PodID, Pid: st.PID, Bundle: c.Bundle, CgroupPath: c.CgroupPath, Config: c.Config}
+		if b, err := os.ReadFile(filepath.Join(c.Bundle, "config.json")); err == nil {
+			info.RuntimeSpec = b
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+// signalEnum is the CRI's name of a signal ("SIGTERM" → SIGNAL_SIGTERM).
+func signalEnum(name string) runtime.Signal {
+	name = strings.ToUpper(name)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if v, ok := runtime.Signal_value["SIGNAL_"+name]; ok {
+		return runtime.Signal(v)
+	}
+	return runtime.Signal_SIGNAL_RUNTIME_DEFAULT
+}

@@ -1,0 +1,127 @@
+package cri
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/container"
+)
+
+// resolvePrefix turns an ID or ID prefix into the one ID it names among
+// ids; an unknown or ambiguous prefix matches nothing.
+func resolvePrefix(ids []string, idOrPrefix string) string {
+	found := ""
+	for _, id := range ids {
+		if id == idOrPrefix {
+			return id
+		}
+		if strings.HasPrefix(id, idOrPrefix) {
+			if found != "" {
+				return "\x00ambiguous"
+			}
+			found = id
+		}
+	}
+	if found == "" {
+		return "\x00none"
+	}
+	return found
+}
+
+// matchContainer applies a ContainerFilter: ID (or unique prefix,
+// resolved into id), state, pod (ID or unique prefix, resolved into pod)
+// and labels.
+func matchContainer(c *container.Container, f *runtime.ContainerFilter, id, pod string) bool {
+	if f == nil {
+		return true
+	}
+	if f.GetId() != "" && c.ID != id {
+		return false
+	}
+	if f.GetPodSandboxId() != "" && c.PodID != pod {
+		return false
+	}
+	if st := f.GetState(); st != nil && criState(c.State) != st.GetState() {
+		return false
+	}
+	labels := c.Config.GetLabels()
+	for k, v := range f.GetLabelSelector() {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) filterContainers(f *runtime.ContainerFilter) []*container.Container {
+	all := s.containers.List()
+	id, pod := "", ""
+	if f.GetId() != "" {
+		ids := make([]string, len(all))
+		for i, c := range all {
+			ids[i] = c.ID
+		}
+		id = resolvePrefix(ids, f.GetId())
+	}
+	if f.GetPodSandboxId() != "" {
+		var pods []string
+		for _, sb := range s.sandboxes.List() {
+			pods = append(pods, sb.ID)
+		}
+		pod = resolvePrefix(pods, f.GetPodSandboxId())
+	}
+	out := all[:0:0]
+	for _, c := range all {
+		if matchContainer(c, f, id, pod) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func criContainer(c *container.Container) *runtime.Container {
+	return &runtime.Container{
+		Id:           c.ID,
+		PodSandboxId: c.PodID,
+		Metadata:     c.Config.GetMetadata(),
+		Image:        &runtime.ImageSpec{Image: c.Config.GetImage().GetImage(), UserSpecifiedImage: c.Config.GetImage().GetUserSpecifiedImage()},
+		ImageRef:     c.ImageID,
+		ImageId:      c.ImageID,
+		State:        criState(c.State),
+		CreatedAt:    nanos(c.CreatedAt),
+		Labels:       c.Config.GetLabels(),
+		Annotations:  c.Config.GetAnnotations(),
+	}
+}
+
+// ListContainers lists all containers by filters: ID or unique prefix,
+// state, pod sandbox and labels.
+func (s *Server) ListContainers(_ context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
+	cs := s.filterContainers(r.GetFilter())
+	out := make([]*runtime.Container, len(cs))
+	for i, c := range cs {
+		out[i] = criContainer(c)
+	}
+	return &runtime.ListContainersResponse{Containers: out}, nil
+}
+
+// StreamContainers returns the same items as ListContainers, in batches of
+// at least one item; each item appears once, then the stream ends.
+func (s *Server) StreamContainers(r *runtime.StreamContainersRequest, stream grpc.ServerStreamingServer[runtime.StreamContainersResponse]) error {
+	cs := s.filterContainers(r.GetFilter())
+	for len(cs) > 0 {
+		n := min(len(cs), streamBatch)
+		batch := make([]*runtime.Container, n)
+		for i := range batch {
+			batch[i] = criContainer(cs[i])
+		}
+		if err := stream.Send(&runtime.StreamContainersResponse{Containers: batch}); err != nil {
+			return err
+		}
+		cs = cs[n:]
+	}
+	return nil
+}
