@@ -27,16 +27,25 @@ type reaper struct {
 
 const maxEarlyExits = 1024
 
+var (
+	theReaper     *reaper
+	theReaperOnce sync.Once
+)
+
+// newReaper returns the process's reaper. There is one: two would race to
+// reap each other's children.
 func newReaper() *reaper {
-	r := &reaper{waiters: map[int]chan unix.WaitStatus{}, early: map[int]unix.WaitStatus{}}
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, unix.SIGCHLD)
-	go func() {
-		for range sigc {
-			r.reapAll()
-		}
-	}()
-	return r
+	theReaperOnce.Do(func() {
+		theReaper = &reaper{waiters: map[int]chan unix.WaitStatus{}, early: map[int]unix.WaitStatus{}}
+		sigc := make(chan os.Signal, 1)
+		signal.Notify(sigc, unix.SIGCHLD)
+		go func() {
+			for range sigc {
+				theReaper.reapAll()
+			}
+		}()
+	})
+	return theReaper
 }
 
 // reapAll reaps every exited child: SIGCHLDs coalesce, so one signal may

@@ -2,6 +2,8 @@ package shim
 
 import (
 	"os"
+
+	"golang.org/x/sys/unix"
 	"testing"
 	"time"
 )
@@ -30,7 +32,8 @@ func TestReaperCollectsChildren(t *testing.T) {
 // A process can exit before anyone asks about it (its pid arrives later,
 // from the helper that started it): the exit is kept for the asker.
 func TestReaperKeepsEarlyExits(t *testing.T) {
-	r := newReaper()
+	// Not the process's reaper: this one only bookkeeps.
+	r := &reaper{waiters: map[int]chan unix.WaitStatus{}, early: map[int]unix.WaitStatus{}}
 	r.deliver(4242, 7<<8)
 	select {
 	case ws := <-r.wait(4242):
