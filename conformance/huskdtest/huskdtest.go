@@ -250,7 +250,7 @@ func (h *Huskd) Leaks() []string {
 	for _, m := range mountsUnder(h.Dir) {
 		leaks = append(leaks, "mount "+m)
 	}
-	for _, d := range []string{filepath.Join(h.Root, "pods"), filepath.Join(h.State, "pods")} {
+	for _, d := range []string{filepath.Join(h.Root, "pods"), filepath.Join(h.State, "pods"), filepath.Join(h.Root, "containers")} {
 		entries, _ := os.ReadDir(d)
 		for _, e := range entries {
 			leaks = append(leaks, "directory "+filepath.Join(d, e.Name()))
@@ -265,9 +265,11 @@ func (h *Huskd) Leaks() []string {
 	return leaks
 }
 
-// Processes lists the shims and pauses of this huskd as "pid cmdline".
+// Processes lists the shims, pauses and container processes of this
+// huskd as "pid cmdline".
 func (h *Huskd) Processes() []string {
 	var out []string
+	ids := h.podIDsSeen()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -283,29 +285,33 @@ func (h *Huskd) Processes() []string {
 			out = append(out, e.Name()+" "+cl)
 			continue
 		}
-		// A pause shows no path of ours; its cgroup does.
-		if strings.HasPrefix(cl, "/pause") {
-			cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-			for _, id := range h.podIDsSeen() {
-				if strings.Contains(string(cg), id) {
-					out = append(out, e.Name()+" "+cl)
-				}
+		// A pause or a container's process shows no path of ours; its
+		// cgroup does.
+		cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		for _, id := range ids {
+			if strings.Contains(string(cg), id) {
+				out = append(out, e.Name()+" "+cl)
+				break
 			}
 		}
 	}
 	return out
 }
 
-// podIDsSeen returns the IDs of every pod this huskd logged as created.
+// podIDsSeen returns the IDs of every pod and container this huskd
+// logged.
 func (h *Huskd) podIDsSeen() []string {
 	var ids []string
 	sc := bufio.NewScanner(strings.NewReader(h.Log()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if i := strings.Index(line, `podSandboxID="`); i >= 0 {
-			id := line[i+len(`podSandboxID="`):]
-			if j := strings.IndexByte(id, '"'); j == 64 {
-				ids = append(ids, id[:j])
+		for _, key := range []string{`podSandboxID="`, `containerID="`} {
+			if i := strings.Index(line, key); i >= 0 {
+				id := line[i+len(key):]
+				if j := strings.IndexByte(id, '"'); j == 64 {
+					ids = append(ids, id[:j])
+				}
 			}
 		}
 	}

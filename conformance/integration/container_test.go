@@ -1,0 +1,609 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/conformance/huskdtest"
+)
+
+func TestContainerLifecycle(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "life", nil)
+	cfg := ctrConfig("web", "sh", "-c", "echo hello; echo oops >&2; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done")
+	cfg.Envs = []*runtime.KeyValue{{Key: "GREETING", Value: "hi"}}
+	id := createCtr(t, h, pod, podCfg, cfg)
+
+	st := ctrStatus(t, h, id)
+	imageID := imageIDOf(t, h, busyboxRef)
+	if st.State != runtime.ContainerState_CONTAINER_CREATED || st.CreatedAt == 0 || st.StartedAt != 0 {
+		t.Errorf("after create: state %v created %d started %d", st.State, st.CreatedAt, st.StartedAt)
+	}
+	if st.ImageRef != imageID || st.ImageId != imageID || st.Image.GetImage() != busyboxRef {
+		t.Errorf("image %v ref %s id %s, want image %s with ref and id %s", st.Image, st.ImageRef, st.ImageId, busyboxRef, imageID)
+	}
+	if st.Labels["ctr"] != "web" || st.Annotations["a"] != "b" || st.Metadata.GetName() != "web" {
+		t.Errorf("metadata %v labels %v annotations %v", st.Metadata, st.Labels, st.Annotations)
+	}
+	if want := filepath.Join(podCfg.LogDirectory, "web.log"); st.LogPath != want {
+		t.Errorf("log path %q, want %q", st.LogPath, want)
+	}
+
+	if err := h.Runtime.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	st = ctrStatus(t, h, id)
+	if st.State != runtime.ContainerState_CONTAINER_RUNNING || st.StartedAt < st.CreatedAt {
+		t.Errorf("after start: state %v created %d started %d", st.State, st.CreatedAt, st.StartedAt)
+	}
+	if err := h.Runtime.StartContainer(ctx, id); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("second start: %v, want FailedPrecondition", err)
+	}
+	huskdtest.Eventually(t, 5*time.Second, "both lines are logged", func() bool {
+		l := logText(t, st.LogPath)
+		return strings.Contains(l, "stdout hello\n") && strings.Contains(l, "stderr oops\n")
+	})
+
+	// Listing, with every filter.
+	for name, f := range map[string]*runtime.ContainerFilter{
+		"id prefix": {Id: id[:10]},
+		"state":     {State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}},
+		"pod":       {PodSandboxId: pod},
+		"pod prefix": {PodSandboxId: pod[:8]},
+		"labels":    {LabelSelector: map[string]string{"ctr": "web"}},
+	} {
+		l, err := h.Runtime.ListContainers(ctx, f)
+		if err != nil || len(l) != 1 || l[0].Id != id || l[0].PodSandboxId != pod || l[0].ImageId != imageID {
+			t.Errorf("ListContainers by %s: %v, %v", name, l, err)
+		}
+	}
+	if l, _ := h.Runtime.ListContainers(ctx, &runtime.ContainerFilter{State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_EXITED}}); len(l) != 0 {
+		t.Errorf("exited filter: %v", l)
+	}
+
+	// Stop: SIGTERM, which the container handles, within the timeout.
+	if err := h.Runtime.StopContainer(ctx, id, 10); err != nil {
+		t.Fatal(err)
+	}
+	st = ctrStatus(t, h, id)
+	if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 0 || st.Reason != "Completed" || st.FinishedAt < st.StartedAt {
+		t.Errorf("after stop: %v exit %d reason %q finished %d", st.State, st.ExitCode, st.Reason, st.FinishedAt)
+	}
+	if !strings.Contains(logText(t, st.LogPath), "stdout bye\n") {
+		t.Errorf("the container's last words are missing from its log:\n%s", logText(t, st.LogPath))
+	}
+	for i := 0; i < 2; i++ {
+		if err := h.Runtime.StopContainer(ctx, id, 10); err != nil {
+			t.Errorf("stop again: %v", err)
+		}
+	}
+
+	if err := h.Runtime.RemoveContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Runtime.ContainerStatus(ctx, id, false); status.Code(err) != codes.NotFound {
+		t.Errorf("status after remove: %v, want NotFound", err)
+	}
+	unknown := strings.Repeat("cd", 32)
+	for _, call := range []func() error{
+		func() error { return h.Runtime.RemoveContainer(ctx, id) },
+		func() error { return h.Runtime.StopContainer(ctx, unknown, 1) },
+		func() error { return h.Runtime.RemoveContainer(ctx, unknown) },
+	} {
+		if err := call(); err != nil {
+			t.Errorf("idempotent stop/remove: %v", err)
+		}
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left after removing the container and its pod: %v", leaks)
+	}
+}
+
+func imageIDOf(t *testing.T, h *huskdtest.Huskd, ref string) string {
+	t.Helper()
+	resp, err := h.Images.ImageStatus(context.Background(), spec(ref), false)
+	if err != nil || resp.GetImage() == nil {
+		t.Fatalf("ImageStatus %s: %v %v", ref, resp, err)
+	}
+	return resp.GetImage().Id
+}
+
+func TestStopTimeoutThenKill(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	pod, podCfg := podWithLogs(t, h, "stopper", nil)
+	id := runCtr(t, h, pod, podCfg, ctrConfig("stubborn", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"))
+	huskdtest.Eventually(t, 5*time.Second, "the trap is set", func() bool {
+		return strings.Contains(logText(t, filepath.Join(podCfg.LogDirectory, "stubborn.log")), "ready")
+	})
+	start := time.Now()
+	if err := h.Runtime.StopContainer(context.Background(), id, 2); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	st := ctrStatus(t, h, id)
+	if st.ExitCode != 137 || st.Reason != "Error" {
+		t.Errorf("exit %d reason %q, want 137 Error (SIGKILL)", st.ExitCode, st.Reason)
+	}
+	if took < 2*time.Second {
+		t.Errorf("stopped after %s: the grace period is 2s", took)
+	}
+	// The image's STOPSIGNAL, or the CRI's stop_signal, goes first.
+	cfg := ctrConfig("usr1", "sh", "-c", "trap 'echo got USR1; exit 3' USR1; echo ready; while :; do sleep 0.1; done")
+	cfg.StopSignal = runtime.Signal_SIGNAL_SIGUSR1
+	id = runCtr(t, h, pod, podCfg, cfg)
+	huskdtest.Eventually(t, 5*time.Second, "the trap is set", func() bool {
+		return strings.Contains(logText(t, filepath.Join(podCfg.LogDirectory, "usr1.log")), "ready")
+	})
+	if err := h.Runtime.StopContainer(context.Background(), id, 10); err != nil {
+		t.Fatal(err)
+	}
+	if st := ctrStatus(t, h, id); st.ExitCode != 3 || st.StopSignal != runtime.Signal_SIGNAL_SIGUSR1 {
+		t.Errorf("exit %d stop signal %v, want 3 after SIGUSR1", st.ExitCode, st.StopSignal)
+	}
+}
+
+func TestContainerSharesThePodPIDNamespace(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	pod, podCfg := podWithLogs(t, h, "pidpod", nil)
+	_, info := h.PodInfo(pod)
+	// The subshell's sleep is orphaned at once and re-parented to PID 1.
+	st, out := runToExit(t, h, pod, podCfg, ctrConfig("ps", "sh", "-c",
+		"cat /proc/1/cmdline; echo; (sleep 0.3 </dev/null >/dev/null 2>&1 &); sleep 0.1; echo orphan-parent=$(cat /proc/$(pidof sleep | cut -d' ' -f1)/stat | cut -d' ' -f4)"))
+	if st.ExitCode != 0 || !strings.Contains(out, "stdout /pause\n") || !strings.Contains(out, "orphan-parent=1\n") {
+		t.Errorf("exit %d, output:\n%s\nwant pause as PID 1 and the orphan re-parented to it", st.ExitCode, out)
+	}
+	time.Sleep(time.Second)
+	// Nothing is left a zombie in the pod's PID namespace.
+	for _, e := range mustReadDir(t, "/proc") {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); ns == huskdtest.NS(t, info.Pid, "pid") && !huskdtest.Alive(pid) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				t.Errorf("zombie %d in the pod's PID namespace", pid)
+			}
+		}
+	}
+	// With pid CONTAINER the container is PID 1 of its own namespace.
+	cfg := ctrConfig("own", "sh", "-c", "echo pid=$$")
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_CONTAINER
+	if _, out := runToExit(t, h, pod, podCfg, cfg); !strings.Contains(out, "stdout pid=1\n") {
+		t.Errorf("pid CONTAINER: %s", out)
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	e, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestOOMKilled(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	pod, podCfg := podWithLogs(t, h, "oom", nil)
+	cfg := ctrConfig("hog", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1")
+	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 32 << 20, MemorySwapLimitInBytes: 32 << 20}
+	st, out := runToExit(t, h, pod, podCfg, cfg)
+	if st.ExitCode != 137 || st.Reason != "OOMKilled" {
+		t.Errorf("exit %d reason %q, want 137 OOMKilled; output:\n%s", st.ExitCode, st.Reason, out)
+	}
+	st, _ = runToExit(t, h, pod, podCfg, ctrConfig("fails", "sh", "-c", "exit 3"))
+	if st.ExitCode != 3 || st.Reason != "Error" {
+		t.Errorf("exit %d reason %q, want 3 Error", st.ExitCode, st.Reason)
+	}
+}
+
+// huskd killed while containers run, one writing its log and one exiting
+// meanwhile: nothing is lost.
+func TestContainersSurviveHuskdRestart(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "survive", nil)
+	ticker := runCtr(t, h, pod, podCfg, ctrConfig("ticker", "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done"))
+	quitter := runCtr(t, h, pod, podCfg, ctrConfig("quitter", "sh", "-c", "sleep 1.5; echo bye; exit 7"))
+	created := createCtr(t, h, pod, podCfg, ctrConfig("waiting", "sleep", "1000"))
+
+	h.Kill()
+	downSince := time.Now()
+	time.Sleep(3 * time.Second)
+	downUntil := time.Now()
+	h.Launch()
+
+	st := ctrStatus(t, h, quitter)
+	if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 {
+		t.Errorf("the container that exited while huskd was down: %v exit %d", st.State, st.ExitCode)
+	}
+	if fin := time.Unix(0, st.FinishedAt); fin.Before(downSince) || fin.After(downUntil) {
+		t.Errorf("finished at %v, want during the downtime %v-%v", fin, downSince, downUntil)
+	}
+	if !strings.Contains(logText(t, st.LogPath), "stdout bye\n") {
+		t.Error("the line written while huskd was down is missing")
+	}
+	if st := ctrStatus(t, h, ticker); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("ticker after restart: %v", st.State)
+	}
+	if st := ctrStatus(t, h, created); st.State != runtime.ContainerState_CONTAINER_CREATED {
+		t.Errorf("created container after restart: %v", st.State)
+	}
+	// Every tick, none lost around the downtime.
+	if err := h.Runtime.StopContainer(ctx, ticker, 0); err != nil {
+		t.Fatal(err)
+	}
+	n := -1
+	for _, l := range readLog(t, filepath.Join(podCfg.LogDirectory, "ticker.log")) {
+		var i int
+		if _, err := fmt.Sscanf(l.content, "tick %d", &i); err != nil {
+			t.Fatalf("log line %q", l.content)
+		}
+		if i != n+1 {
+			t.Fatalf("tick %d follows tick %d: lines were lost", i, n)
+		}
+		n = i
+	}
+	if n < 40 {
+		t.Errorf("only %d ticks", n)
+	}
+	// The created container still starts through the reconnected shim.
+	if err := h.Runtime.StartContainer(ctx, created); err != nil {
+		t.Errorf("start after restart: %v", err)
+	}
+}
+
+func TestReopenContainerLog(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "rotate", nil)
+	id := runCtr(t, h, pod, podCfg, ctrConfig("talker", "sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"))
+	logPath := filepath.Join(podCfg.LogDirectory, "talker.log")
+	time.Sleep(500 * time.Millisecond)
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Runtime.ReopenContainerLog(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := h.Runtime.StopContainer(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	old, cur := readLog(t, logPath+".1"), readLog(t, logPath)
+	if len(old) == 0 || len(cur) == 0 {
+		t.Fatalf("old log %d lines, new log %d lines", len(old), len(cur))
+	}
+	var a, b int
+	fmt.Sscanf(old[len(old)-1].content, "line %d", &a)
+	fmt.Sscanf(cur[0].content, "line %d", &b)
+	if b != a+1 {
+		t.Errorf("the rotated log ends at line %d and the new one starts at %d", a, b)
+	}
+	// A container that is not running gets no new log file.
+	os.Remove(logPath)
+	if err := h.Runtime.ReopenContainerLog(ctx, id); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("reopen of an exited container: %v", err)
+	}
+	if _, err := os.Stat(logPath); !os.IsNotExist(err) {
+		t.Error("a log file was created for an exited container")
+	}
+}
+
+func TestSecurityContext(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	pod, podCfg := podWithLogs(t, h, "sec", nil)
+	sc := func(name string, cmd string, mod func(*runtime.LinuxContainerSecurityContext)) (*runtime.ContainerStatus, string) {
+		cfg := ctrConfig(name, "sh", "-c", cmd)
+		mod(cfg.Linux.SecurityContext)
+		return runToExit(t, h, pod, podCfg, cfg)
+	}
+	t.Run("seccomp RuntimeDefault blocks keyctl", func(t *testing.T) {
+		_, out := sc("seccomp-default", "husktest syscall keyctl", func(s *runtime.LinuxContainerSecurityContext) {
+			s.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
+		})
+		if !strings.Contains(out, "stdout EPERM\n") {
+			t.Errorf("keyctl under RuntimeDefault: %s", out)
+		}
+		_, out = sc("seccomp-unconfined", "husktest syscall keyctl", func(s *runtime.LinuxContainerSecurityContext) {
+			s.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}
+		})
+		if strings.Contains(out, "EPERM") || strings.Contains(out, "ENOSYS") {
+			t.Errorf("keyctl unconfined: %s", out)
+		}
+	})
+	t.Run("read-only rootfs", func(t *testing.T) {
+		st, out := sc("ro", "touch /newfile", func(s *runtime.LinuxContainerSecurityContext) { s.ReadonlyRootfs = true })
+		if st.ExitCode == 0 || !strings.Contains(out, "Read-only file system") {
+			t.Errorf("exit %d: %s", st.ExitCode, out)
+		}
+		st, _ = sc("rw", "touch /newfile", func(*runtime.LinuxContainerSecurityContext) {})
+		if st.ExitCode != 0 {
+			t.Errorf("writable rootfs: exit %d", st.ExitCode)
+		}
+	})
+	t.Run("masked and read-only paths", func(t *testing.T) {
+		st, out := sc("masked", "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/ns_last_pid && echo wrote", func(s *runtime.LinuxContainerSecurityContext) {
+			s.MaskedPaths = []string{"/proc/kcore"}
+			s.ReadonlyPaths = []string{"/proc/sys"}
+		})
+		if !strings.Contains(out, "stdout 0\n") || strings.Contains(out, "wrote") {
+			t.Errorf("exit %d: %s", st.ExitCode, out)
+		}
+	})
+	t.Run("capabilities", func(t *testing.T) {
+		caps := func(name string, mod func(*runtime.Capability)) uint64 {
+			c := &runtime.Capability{}
+			mod(c)
+			_, out := sc(name, "grep CapEff /proc/self/status", func(s *runtime.LinuxContainerSecurityContext) { s.Capabilities = c })
+			var v uint64
+			if i := strings.Index(out, "CapEff:"); i < 0 {
+				t.Fatalf("no CapEff in %q", out)
+			} else if _, err := fmt.Sscanf(strings.TrimSpace(out[i+7:]), "%x", &v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		const (
+			chown    = 1 << 0
+			netAdmin = 1 << 12
+			sysAdmin = 1 << 21
+		)
+		def := caps("caps-default", func(*runtime.Capability) {})
+		if def&chown == 0 || def&netAdmin != 0 || def&sysAdmin != 0 {
+			t.Errorf("default capabilities %x", def)
+		}
+		got := caps("caps-changed", func(c *runtime.Capability) {
+			c.AddCapabilities = []string{"NET_ADMIN"}
+			c.DropCapabilities = []string{"CHOWN"}
+		})
+		if got != def&^chown|netAdmin {
+			t.Errorf("add NET_ADMIN, drop CHOWN: %x, want %x", got, def&^chown|netAdmin)
+		}
+		if got := caps("caps-none", func(c *runtime.Capability) { c.DropCapabilities = []string{"ALL"} }); got != 0 {
+			t.Errorf("drop ALL: %x", got)
+		}
+		if got := caps("caps-all", func(c *runtime.Capability) { c.AddCapabilities = []string{"ALL"} }); got&sysAdmin == 0 {
+			t.Errorf("add ALL: %x", got)
+		}
+	})
+	t.Run("users", func(t *testing.T) {
+		_, out := sc("user-id", "id -u; id -g; id -G", func(s *runtime.LinuxContainerSecurityContext) {
+			s.RunAsUser = &runtime.Int64Value{Value: 1000}
+			s.RunAsGroup = &runtime.Int64Value{Value: 2000}
+			s.SupplementalGroups = []int64{3000}
+		})
+		if !strings.Contains(out, "stdout 1000\nstdout 2000\n") || !strings.Contains(out, "3000") {
+			t.Errorf("run_as_user 1000, group 2000, supplemental 3000: %s", out)
+		}
+		st, out := sc("user-name", "id -u", func(s *runtime.LinuxContainerSecurityContext) { s.RunAsUsername = "www-data" })
+		if !strings.Contains(out, "stdout 33\n") || st.GetUser().GetLinux().GetUid() != 33 || st.GetUser().GetLinux().GetGid() != 33 {
+			t.Errorf("run_as_username www-data: %s, status user %v", out, st.GetUser())
+		}
+	})
+	t.Run("privileged", func(t *testing.T) {
+		st, out := sc("priv", "mount -t tmpfs none /mnt && echo mounted", func(s *runtime.LinuxContainerSecurityContext) { s.Privileged = true })
+		if !strings.Contains(out, "mounted") {
+			t.Errorf("privileged mount: exit %d %s", st.ExitCode, out)
+		}
+	})
+}
+
+func TestUpdateContainerResources(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	parent := cgroupParent(t)
+	pod, podCfg := podWithLogs(t, h, "update", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = parent })
+	cfg := ctrConfig("limited", "sleep", "1000")
+	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 512}
+	id := runCtr(t, h, pod, podCfg, cfg)
+	read := func(ctrl, file string) string {
+		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, parent, id, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := read("memory", "memory.limit_in_bytes"); got != strconv.Itoa(128<<20) {
+		t.Errorf("memory limit at start %s", got)
+	}
+	upd := &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, CpuShares: 256, CpuPeriod: 100000, CpuQuota: 50000}
+	if err := h.Runtime.UpdateContainerResources(ctx, id, upd, nil); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"memory/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+		"cpu/cpu.shares":               "256",
+		"cpu/cpu.cfs_quota_us":         "50000",
+	} {
+		if got := read(filepath.Dir(file), filepath.Base(file)); got != want {
+			t.Errorf("%s = %s, want %s", file, got, want)
+		}
+	}
+	r := ctrStatus(t, h, id).GetResources().GetLinux()
+	if r.GetMemoryLimitInBytes() != 64<<20 || r.GetCpuShares() != 256 || r.GetCpuQuota() != 50000 {
+		t.Errorf("ContainerStatus.resources after update: %v", r)
+	}
+}
+
+func TestContainerStats(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "stats", nil)
+	id := runCtr(t, h, pod, podCfg, ctrConfig("busy", "sh", "-c", "echo data > /written; while :; do :; done"))
+	time.Sleep(time.Second)
+	s, err := h.Runtime.ContainerStats(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || s.GetMemory().GetWorkingSetBytes().GetValue() == 0 ||
+		s.GetWritableLayer().GetUsedBytes().GetValue() == 0 || s.GetAttributes().GetId() != id {
+		t.Errorf("ContainerStats: %v", s)
+	}
+	list, err := h.Runtime.ListContainerStats(ctx, &runtime.ContainerStatsFilter{PodSandboxId: pod})
+	if err != nil || len(list) != 1 {
+		t.Errorf("ListContainerStats: %v %v", list, err)
+	}
+	ps, err := h.Runtime.PodSandboxStats(ctx, pod)
+	if err != nil || ps.GetLinux().GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || len(ps.GetLinux().GetContainers()) != 1 {
+		t.Errorf("PodSandboxStats: %v %v", ps, err)
+	}
+	if l, err := h.Runtime.ListPodSandboxStats(ctx, nil); err != nil || len(l) != 1 {
+		t.Errorf("ListPodSandboxStats: %v %v", l, err)
+	}
+}
+
+func TestCreateContainerBadInput(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "bad", nil)
+	create := func(podID string, cfg *runtime.ContainerConfig) error {
+		_, err := h.Raw.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: podCfg})
+		return err
+	}
+	id := createCtr(t, h, pod, podCfg, ctrConfig("dup", "true"))
+	if err := create(pod, ctrConfig("dup", "true")); status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), id) {
+		t.Errorf("duplicate name: %v, want AlreadyExists naming %s", err, id)
+	}
+	if err := create(strings.Repeat("ef", 32), ctrConfig("x", "true")); status.Code(err) != codes.NotFound {
+		t.Errorf("unknown sandbox: %v, want NotFound", err)
+	}
+	cases := map[string]struct {
+		mod  func(*runtime.ContainerConfig)
+		code codes.Code
+		says string
+	}{
+		"relative container path": {func(c *runtime.ContainerConfig) {
+			c.Mounts = []*runtime.Mount{{ContainerPath: "data", HostPath: "/tmp"}}
+		}, codes.InvalidArgument, "container_path"},
+		"unknown seccomp profile": {func(c *runtime.ContainerConfig) {
+			c.Linux.SecurityContext.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: "/no/such/profile.json"}
+		}, codes.InvalidArgument, "profile.json"},
+		"unknown image": {func(c *runtime.ContainerConfig) { c.Image.Image = "registry.k8s.io/not-pulled:1" }, codes.NotFound, "not-pulled"},
+		"no name":       {func(c *runtime.ContainerConfig) { c.Metadata.Name = "" }, codes.InvalidArgument, "config.metadata.name"},
+		"unknown capability": {func(c *runtime.ContainerConfig) {
+			c.Linux.SecurityContext.Capabilities = &runtime.Capability{AddCapabilities: []string{"CAP_FLY"}}
+		}, codes.InvalidArgument, "FLY"},
+		"group without user": {func(c *runtime.ContainerConfig) {
+			c.Linux.SecurityContext.RunAsGroup = &runtime.Int64Value{Value: 5}
+		}, codes.InvalidArgument, "run_as_group"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := ctrConfig("bad-"+strings.ReplaceAll(name, " ", "-"), "true")
+			c.mod(cfg)
+			if err := create(pod, cfg); status.Code(err) != c.code || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("CreateContainer: %v; want %v saying %q", err, c.code, c.says)
+			}
+		})
+	}
+	if l, _ := h.Runtime.ListContainers(ctx, nil); len(l) != 1 {
+		t.Errorf("failed creations left containers: %v", l)
+	}
+	if err := h.Runtime.RemoveContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Runtime.StopPodSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(pod, ctrConfig("late", "true")); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("container in a stopped pod: %v, want FailedPrecondition", err)
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left: %v", leaks)
+	}
+}
+
+// RemovePodSandbox of a pod with containers still in it removes them, and
+// StopPodSandbox leaves them exited.
+func TestPodRemovalTakesItsContainers(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "takeall", nil)
+	a := runCtr(t, h, pod, podCfg, ctrConfig("a", "sleep", "1000"))
+	b := createCtr(t, h, pod, podCfg, ctrConfig("b", "sleep", "1000"))
+	if err := h.Runtime.StopPodSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{a, b} {
+		if st := ctrStatus(t, h, id); st.State != runtime.ContainerState_CONTAINER_EXITED {
+			t.Errorf("%s after StopPodSandbox: %v", id[:12], st.State)
+		}
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := h.Runtime.ListContainers(ctx, nil); len(l) != 0 {
+		t.Errorf("containers after RemovePodSandbox: %v", l)
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left: %v", leaks)
+	}
+}
+
+func TestMountsDevicesAndTTY(t *testing.T) {
+	h, reg := ctrHuskd(t, "")
+	pod, podCfg := podWithLogs(t, h, "mounts", nil)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ctrConfig("mounts", "sh", "-c", "cat /data/in; echo out > /data/out; cat /ro/in; echo x > /ro/x || echo ro-refused; test -c /dev/mynull && echo device; cat /etc/hostname")
+	cfg.Mounts = []*runtime.Mount{
+		{ContainerPath: "/data", HostPath: host},
+		{ContainerPath: "/ro", HostPath: host, Readonly: true},
+	}
+	cfg.Devices = []*runtime.Device{{ContainerPath: "/dev/mynull", HostPath: "/dev/null", Permissions: "rwm"}}
+	st, out := runToExit(t, h, pod, podCfg, cfg)
+	for _, want := range []string{"stdout from host\n", "ro-refused", "stdout device\n", "stdout mounts\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", st.ExitCode, want, out)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(host, "out")); string(b) != "out\n" {
+		t.Errorf("host sees %q", b)
+	}
+	if len(st.Mounts) != 2 || st.Mounts[1].ContainerPath != "/ro" || !st.Mounts[1].Readonly {
+		t.Errorf("status mounts %v", st.Mounts)
+	}
+
+	// A tty container's output is logged as stdout.
+	tty := ctrConfig("tty", "sh", "-c", "tty; test -t 1 && echo is-a-tty")
+	tty.Tty = true
+	if _, out := runToExit(t, h, pod, podCfg, tty); !strings.Contains(out, "stdout /dev/pts/0") || !strings.Contains(out, "is-a-tty") {
+		t.Errorf("tty: %s", out)
+	}
+
+	// An image volume: another image mounted read-only.
+	vol := images.Image(images.Config{}, images.Layer(images.File{Name: "data/"}, images.File{Name: "data/file", Body: []byte("from image")}))
+	reg.Push(t, "test/volume:1", vol)
+	if _, err := h.Images.PullImage(context.Background(), spec("registry.k8s.io/test/volume:1"), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	iv := ctrConfig("imagevol", "sh", "-c", "cat /vol/data/file; touch /vol/new || echo ro-refused")
+	iv.Mounts = []*runtime.Mount{{ContainerPath: "/vol", Image: &runtime.ImageSpec{Image: "registry.k8s.io/test/volume:1"}, Readonly: true}}
+	st, out = runToExit(t, h, pod, podCfg, iv)
+	if !strings.Contains(out, "stdout from image") || !strings.Contains(out, "ro-refused") {
+		t.Errorf("image volume: %s", out)
+	}
+	if ref := st.Mounts[0].GetImage().GetImageRef(); ref != imageIDOf(t, h, "registry.k8s.io/test/volume:1") {
+		t.Errorf("image volume's image_ref in status: %q", ref)
+	}
+}
