@@ -154,7 +154,7 @@ func process(in SpecInput) (*specs.Process, User, error) {
 	if err != nil {
 		return nil, User{}, err
 	}
-	caps, err := capabilities(sc)
+	caps, err := capabilities(sc, in.Node)
 	if err != nil {
 		return nil, User{}, err
 	}

@@ -48,7 +48,16 @@ const capAll = "ALL"
 // add NET_ADMIN" means NET_ADMIN alone. Privileged means every capability.
 // Ambient capabilities join every set: the kernel raises an ambient
 // capability only if it is permitted and inheritable.
-func capabilities(sc *runtime.LinuxContainerSecurityContext) (*specs.LinuxCapabilities, error) {
+//
+// "ALL" and privileged mean every capability the node's runtime holds (its
+// bounding set, node.Capabilities): asking the kernel for one it lacks
+// (root here has no CAP_SYS_RESOURCE) fails the container's start. A
+// default it lacks is left out; an explicit request for one is refused.
+func capabilities(sc *runtime.LinuxContainerSecurityContext, node NodeInfo) (*specs.LinuxCapabilities, error) {
+	available := allCapabilities
+	if len(node.Capabilities) > 0 {
+		available = node.Capabilities
+	}
 	c := sc.GetCapabilities()
 	field := fieldSC + ".capabilities"
 	add, err := capNames(c.GetAddCapabilities(), field+".add_capabilities")
@@ -65,10 +74,12 @@ func capabilities(sc *runtime.LinuxContainerSecurityContext) (*specs.LinuxCapabi
 	}
 	set := make(map[string]bool)
 	for _, name := range defaultCapabilities {
-		set[name] = true
+		if slices.Contains(available, name) {
+			set[name] = true
+		}
 	}
 	if slices.Contains(add, capAll) {
-		for _, name := range allCapabilities {
+		for _, name := range available {
 			set[name] = true
 		}
 	}
@@ -76,18 +87,27 @@ func capabilities(sc *runtime.LinuxContainerSecurityContext) (*specs.LinuxCapabi
 		clear(set)
 	}
 	for _, name := range add {
+		if name == capAll {
+			continue
+		}
+		if !slices.Contains(available, name) {
+			return nil, errdefs.FailedPrecondition("capability %s is not available to the runtime on this node", name)
+		}
 		set[name] = true
 	}
 	for _, name := range drop {
 		delete(set, name)
 	}
 	if sc.GetPrivileged() {
-		for _, name := range allCapabilities {
+		for _, name := range available {
 			set[name] = true
 		}
 	}
 	amb := make(map[string]bool)
-	for _, name := range expandAll(ambient) {
+	for _, name := range expandAll(ambient, available) {
+		if !slices.Contains(available, name) {
+			return nil, errdefs.FailedPrecondition("capability %s is not available to the runtime on this node", name)
+		}
 		set[name] = true
 		amb[name] = true
 	}
@@ -119,9 +139,9 @@ func capNames(names []string, field string) ([]string, error) {
 	return out, nil
 }
 
-func expandAll(names []string) []string {
+func expandAll(names, available []string) []string {
 	if slices.Contains(names, capAll) {
-		return allCapabilities
+		return available
 	}
 	return names
 }
@@ -318,4 +338,16 @@ func checkUserns(u *runtime.UserNamespace) error {
 		return errdefs.FailedPrecondition("%s: user namespaces are not supported on this node", field)
 	}
 	return errdefs.InvalidArgument(field, "mode %s is not valid for a user namespace", u.GetMode())
+}
+
+// CapabilitiesFromMask names the capabilities in a kernel capability mask
+// (as /proc/<pid>/status shows CapBnd).
+func CapabilitiesFromMask(mask uint64) []string {
+	var out []string
+	for i, name := range allCapabilities {
+		if mask&(1<<uint(i)) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
 }

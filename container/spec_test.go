@@ -1053,3 +1053,25 @@ func ExampleSpec() {
 	fmt.Println(s.Process.Args, s.Process.Cwd, u.UID, u.GID, s.Linux.CgroupsPath)
 	// Output: [/docker-entrypoint.sh nginx -g daemon off;] / 101 101 /kubepods/pod1/c1
 }
+
+// "ALL" and privileged give what the runtime holds, not what it lacks:
+// root on this kind of machine has no CAP_SYS_RESOURCE.
+func TestCapabilitiesLimitedToTheNode(t *testing.T) {
+	node := CapabilitiesFromMask(0x000001fffeffffff)
+	if slices.Contains(node, "CAP_SYS_RESOURCE") || !slices.Contains(node, "CAP_SYS_ADMIN") || len(node) != 40 {
+		t.Fatalf("CapabilitiesFromMask: %v", node)
+	}
+	for name, sc := range map[string]*runtime.LinuxContainerSecurityContext{
+		"add ALL":    {Capabilities: &runtime.Capability{AddCapabilities: []string{"ALL"}}},
+		"privileged": {Privileged: true},
+	} {
+		caps, err := capabilities(sc, NodeInfo{Capabilities: node})
+		if err != nil || slices.Contains(caps.Bounding, "CAP_SYS_RESOURCE") || len(caps.Bounding) != 40 {
+			t.Errorf("%s: %v, %v", name, caps, err)
+		}
+	}
+	_, err := capabilities(&runtime.LinuxContainerSecurityContext{Capabilities: &runtime.Capability{AddCapabilities: []string{"SYS_RESOURCE"}}}, NodeInfo{Capabilities: node})
+	if errdefs.Code(err) != codes.FailedPrecondition {
+		t.Errorf("an explicit capability the node lacks: %v, want FailedPrecondition", err)
+	}
+}

@@ -53,6 +53,10 @@ type NodeInfo struct {
 	SeccompProfileRoot string
 	// AppArmor says whether the kernel has AppArmor enabled.
 	AppArmor bool
+	// Capabilities are the capabilities the runtime holds (its bounding
+	// set, "CAP_CHOWN" form): what "ALL" and privileged can give. Empty
+	// means every capability the kernel knows.
+	Capabilities []string
 }
 
 // User is the identity a container's process runs as, as

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -171,7 +172,16 @@ func nodeInfo(cfg Config) container.NodeInfo {
 	}
 	_, hugetlbErr := os.Stat("/sys/fs/cgroup/hugetlb")
 	aa, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	var capBnd uint64
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+				fmt.Sscanf(strings.TrimSpace(v), "%x", &capBnd)
+			}
+		}
+	}
 	return container.NodeInfo{
+		Capabilities:       container.CapabilitiesFromMask(capBnd),
 		OOMScoreAdjFloor:   oom,
 		CgroupV2:           cgroups.IsCgroup2UnifiedMode(),
 		HugetlbController:  hugetlbErr == nil || cgroups.IsCgroup2UnifiedMode(),

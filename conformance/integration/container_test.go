@@ -15,6 +15,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/conformance/huskdtest"
+	"github.com/huskrt/husk/conformance/images"
 )
 
 func TestContainerLifecycle(t *testing.T) {
@@ -22,7 +23,7 @@ func TestContainerLifecycle(t *testing.T) {
 	ctx := context.Background()
 	pod, podCfg := podWithLogs(t, h, "life", nil)
 	cfg := ctrConfig("web", "sh", "-c", "echo hello; echo oops >&2; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done")
-	cfg.Envs = []*runtime.KeyValue{{Key: "GREETING", Value: "hi"}}
+	cfg.Envs = []*runtime.KeyValue{{Key: "GREETING", Value: []byte("hi")}}
 	id := createCtr(t, h, pod, podCfg, cfg)
 
 	st := ctrStatus(t, h, id)
@@ -57,11 +58,11 @@ func TestContainerLifecycle(t *testing.T) {
 
 	// Listing, with every filter.
 	for name, f := range map[string]*runtime.ContainerFilter{
-		"id prefix": {Id: id[:10]},
-		"state":     {State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}},
-		"pod":       {PodSandboxId: pod},
+		"id prefix":  {Id: id[:10]},
+		"state":      {State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}},
+		"pod":        {PodSandboxId: pod},
 		"pod prefix": {PodSandboxId: pod[:8]},
-		"labels":    {LabelSelector: map[string]string{"ctr": "web"}},
+		"labels":     {LabelSelector: map[string]string{"ctr": "web"}},
 	} {
 		l, err := h.Runtime.ListContainers(ctx, f)
 		if err != nil || len(l) != 1 || l[0].Id != id || l[0].PodSandboxId != pod || l[0].ImageId != imageID {
@@ -162,8 +163,8 @@ func TestContainerSharesThePodPIDNamespace(t *testing.T) {
 	_, info := h.PodInfo(pod)
 	// The subshell's sleep is orphaned at once and re-parented to PID 1.
 	st, out := runToExit(t, h, pod, podCfg, ctrConfig("ps", "sh", "-c",
-		"cat /proc/1/cmdline; echo; (sleep 0.3 </dev/null >/dev/null 2>&1 &); sleep 0.1; echo orphan-parent=$(cat /proc/$(pidof sleep | cut -d' ' -f1)/stat | cut -d' ' -f4)"))
-	if st.ExitCode != 0 || !strings.Contains(out, "stdout /pause\n") || !strings.Contains(out, "orphan-parent=1\n") {
+		"tr '\\0' ' ' < /proc/1/cmdline; echo; (sleep 0.3 </dev/null >/dev/null 2>&1 &); sleep 0.1; echo orphan-parent=$(cat /proc/$(pidof sleep | cut -d' ' -f1)/stat | cut -d' ' -f4)"))
+	if st.ExitCode != 0 || !strings.Contains(out, "stdout /pause \n") || !strings.Contains(out, "orphan-parent=1\n") {
 		t.Errorf("exit %d, output:\n%s\nwant pause as PID 1 and the orphan re-parented to it", st.ExitCode, out)
 	}
 	time.Sleep(time.Second)
@@ -307,19 +308,20 @@ func TestReopenContainerLog(t *testing.T) {
 func TestSecurityContext(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	pod, podCfg := podWithLogs(t, h, "sec", nil)
-	sc := func(name string, cmd string, mod func(*runtime.LinuxContainerSecurityContext)) (*runtime.ContainerStatus, string) {
+	sc := func(t *testing.T, name string, cmd string, mod func(*runtime.LinuxContainerSecurityContext)) (*runtime.ContainerStatus, string) {
+		t.Helper()
 		cfg := ctrConfig(name, "sh", "-c", cmd)
 		mod(cfg.Linux.SecurityContext)
 		return runToExit(t, h, pod, podCfg, cfg)
 	}
 	t.Run("seccomp RuntimeDefault blocks keyctl", func(t *testing.T) {
-		_, out := sc("seccomp-default", "husktest syscall keyctl", func(s *runtime.LinuxContainerSecurityContext) {
+		_, out := sc(t, "seccomp-default", "husktest syscall keyctl", func(s *runtime.LinuxContainerSecurityContext) {
 			s.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
 		})
 		if !strings.Contains(out, "stdout EPERM\n") {
 			t.Errorf("keyctl under RuntimeDefault: %s", out)
 		}
-		_, out = sc("seccomp-unconfined", "husktest syscall keyctl", func(s *runtime.LinuxContainerSecurityContext) {
+		_, out = sc(t, "seccomp-unconfined", "husktest syscall keyctl", func(s *runtime.LinuxContainerSecurityContext) {
 			s.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}
 		})
 		if strings.Contains(out, "EPERM") || strings.Contains(out, "ENOSYS") {
@@ -327,18 +329,18 @@ func TestSecurityContext(t *testing.T) {
 		}
 	})
 	t.Run("read-only rootfs", func(t *testing.T) {
-		st, out := sc("ro", "touch /newfile", func(s *runtime.LinuxContainerSecurityContext) { s.ReadonlyRootfs = true })
+		st, out := sc(t, "ro", "touch /newfile", func(s *runtime.LinuxContainerSecurityContext) { s.ReadonlyRootfs = true })
 		if st.ExitCode == 0 || !strings.Contains(out, "Read-only file system") {
 			t.Errorf("exit %d: %s", st.ExitCode, out)
 		}
-		st, _ = sc("rw", "touch /newfile", func(*runtime.LinuxContainerSecurityContext) {})
+		st, _ = sc(t, "rw", "touch /newfile", func(*runtime.LinuxContainerSecurityContext) {})
 		if st.ExitCode != 0 {
 			t.Errorf("writable rootfs: exit %d", st.ExitCode)
 		}
 	})
 	t.Run("masked and read-only paths", func(t *testing.T) {
-		st, out := sc("masked", "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/ns_last_pid && echo wrote", func(s *runtime.LinuxContainerSecurityContext) {
-			s.MaskedPaths = []string{"/proc/kcore"}
+		st, out := sc(t, "masked", "wc -c < /proc/version; echo 1 > /proc/sys/kernel/ns_last_pid && echo wrote", func(s *runtime.LinuxContainerSecurityContext) {
+			s.MaskedPaths = []string{"/proc/version"}
 			s.ReadonlyPaths = []string{"/proc/sys"}
 		})
 		if !strings.Contains(out, "stdout 0\n") || strings.Contains(out, "wrote") {
@@ -349,7 +351,7 @@ func TestSecurityContext(t *testing.T) {
 		caps := func(name string, mod func(*runtime.Capability)) uint64 {
 			c := &runtime.Capability{}
 			mod(c)
-			_, out := sc(name, "grep CapEff /proc/self/status", func(s *runtime.LinuxContainerSecurityContext) { s.Capabilities = c })
+			_, out := sc(t, name, "grep CapEff /proc/self/status", func(s *runtime.LinuxContainerSecurityContext) { s.Capabilities = c })
 			var v uint64
 			if i := strings.Index(out, "CapEff:"); i < 0 {
 				t.Fatalf("no CapEff in %q", out)
@@ -382,7 +384,7 @@ func TestSecurityContext(t *testing.T) {
 		}
 	})
 	t.Run("users", func(t *testing.T) {
-		_, out := sc("user-id", "id -u; id -g; id -G", func(s *runtime.LinuxContainerSecurityContext) {
+		_, out := sc(t, "user-id", "id -u; id -g; id -G", func(s *runtime.LinuxContainerSecurityContext) {
 			s.RunAsUser = &runtime.Int64Value{Value: 1000}
 			s.RunAsGroup = &runtime.Int64Value{Value: 2000}
 			s.SupplementalGroups = []int64{3000}
@@ -390,13 +392,13 @@ func TestSecurityContext(t *testing.T) {
 		if !strings.Contains(out, "stdout 1000\nstdout 2000\n") || !strings.Contains(out, "3000") {
 			t.Errorf("run_as_user 1000, group 2000, supplemental 3000: %s", out)
 		}
-		st, out := sc("user-name", "id -u", func(s *runtime.LinuxContainerSecurityContext) { s.RunAsUsername = "www-data" })
+		st, out := sc(t, "user-name", "id -u", func(s *runtime.LinuxContainerSecurityContext) { s.RunAsUsername = "www-data" })
 		if !strings.Contains(out, "stdout 33\n") || st.GetUser().GetLinux().GetUid() != 33 || st.GetUser().GetLinux().GetGid() != 33 {
 			t.Errorf("run_as_username www-data: %s, status user %v", out, st.GetUser())
 		}
 	})
 	t.Run("privileged", func(t *testing.T) {
-		st, out := sc("priv", "mount -t tmpfs none /mnt && echo mounted", func(s *runtime.LinuxContainerSecurityContext) { s.Privileged = true })
+		st, out := sc(t, "priv", "mkdir -p /mnt && mount -t tmpfs none /mnt && echo mounted", func(s *runtime.LinuxContainerSecurityContext) { s.Privileged = true })
 		if !strings.Contains(out, "mounted") {
 			t.Errorf("privileged mount: exit %d %s", st.ExitCode, out)
 		}
@@ -422,7 +424,7 @@ func TestUpdateContainerResources(t *testing.T) {
 		t.Errorf("memory limit at start %s", got)
 	}
 	upd := &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, CpuShares: 256, CpuPeriod: 100000, CpuQuota: 50000}
-	if err := h.Runtime.UpdateContainerResources(ctx, id, upd, nil); err != nil {
+	if err := h.Runtime.UpdateContainerResources(ctx, id, &runtime.ContainerResources{Linux: upd}); err != nil {
 		t.Fatal(err)
 	}
 	for file, want := range map[string]string{
@@ -562,7 +564,7 @@ func TestMountsDevicesAndTTY(t *testing.T) {
 	h, reg := ctrHuskd(t, "")
 	pod, podCfg := podWithLogs(t, h, "mounts", nil)
 	host := t.TempDir()
-	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from host"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := ctrConfig("mounts", "sh", "-c", "cat /data/in; echo out > /data/out; cat /ro/in; echo x > /ro/x || echo ro-refused; test -c /dev/mynull && echo device; cat /etc/hostname")
