@@ -2,6 +2,9 @@ package cri
 
 import (
 	"context"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -21,12 +24,12 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 				Message: "husk has no pod network yet: pods on their own network namespace get loopback only",
 			},
 		}},
-		Features: &runtime.RuntimeFeatures{},
+		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	for _, h := range Handlers {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{
 			Name:     h,
-			Features: &runtime.RuntimeHandlerFeatures{},
+			Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: recursiveReadOnlyMounts()},
 		})
 	}
 	if r.GetVerbose() {
@@ -37,3 +40,11 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 	}
 	return resp, nil
 }
+
+// recursiveReadOnlyMounts says whether the kernel has mount_setattr(2)
+// (Linux 5.12), which libcontainer needs for "rro" mounts. With a bad
+// descriptor the call fails with EBADF where it exists, ENOSYS where not.
+var recursiveReadOnlyMounts = sync.OnceValue(func() bool {
+	err := unix.MountSetattr(-1, "", 0, &unix.MountAttr{})
+	return err != unix.ENOSYS
+})

@@ -221,7 +221,9 @@ func BusyboxFiles(busybox string) ([]File, error) {
 	}
 	sort.Strings(applets)
 	for _, a := range applets {
-		files = append(files, File{Name: a, HardLink: "bin/busybox"})
+		// Same mode as the target: unpackers (containerd's among them) apply a
+		// hard link's header to the shared inode.
+		files = append(files, File{Name: a, HardLink: "bin/busybox", Mode: 0o755})
 	}
 	libs, err := sharedLibs(busybox)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/huskrt/husk/conformance/huskdtest"
 )
@@ -150,4 +151,55 @@ func TestCrictlImages(t *testing.T) {
 	if out := crictl(t, h, "images", "-q"); out != "" {
 		t.Errorf("after crictl rmi: %q", out)
 	}
+}
+
+func TestCrictlContainers(t *testing.T) {
+	if os.Getenv("HUSK_CRICTL") == "" {
+		t.Skip("HUSK_CRICTL is not set: run through `make test`, which builds crictl")
+	}
+	h, _ := ctrHuskd(t, "")
+	dir := t.TempDir()
+	podJSON := filepath.Join(dir, "pod.json")
+	ctrJSON := filepath.Join(dir, "ctr.json")
+	_ = os.WriteFile(podJSON, []byte(`{"metadata": {"name": "crictl-ctr", "namespace": "husktest", "uid": "u-crictl-ctr"},
+		"log_directory": "`+dir+`", "linux": {}}`), 0o644)
+	_ = os.WriteFile(ctrJSON, []byte(`{"metadata": {"name": "talker"}, "image": {"image": "`+busyboxRef+`"},
+		"command": ["sh", "-c", "echo hello from crictl; while :; do sleep 0.1; done"], "log_path": "talker.log", "linux": {}}`), 0o644)
+
+	pod := crictl(t, h, "runp", podJSON)
+	id := crictl(t, h, "create", pod, ctrJSON, podJSON)
+	if out := crictl(t, h, "ps", "-a", "-q"); out != id {
+		t.Errorf("crictl ps -a -q: %q, want %s", out, id)
+	}
+	crictl(t, h, "start", id)
+	if out := crictl(t, h, "ps", "--state", "running", "-q"); out != id {
+		t.Errorf("crictl ps --state running: %q", out)
+	}
+	var insp struct {
+		Status struct {
+			State   string `json:"state"`
+			ImageID string `json:"imageId"`
+		} `json:"status"`
+		Info struct {
+			Pid int `json:"pid"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(crictl(t, h, "inspect", id)), &insp); err != nil || insp.Status.State != "CONTAINER_RUNNING" || insp.Info.Pid == 0 {
+		t.Errorf("crictl inspect: %+v, %v", insp, err)
+	}
+	huskdtest.Eventually(t, 5*time.Second, "crictl logs shows the line", func() bool {
+		return strings.Contains(crictl(t, h, "logs", id), "hello from crictl")
+	})
+	if out := crictl(t, h, "stats", "-o", "json", id); !strings.Contains(out, `"cpu"`) || !strings.Contains(out, id) {
+		t.Errorf("crictl stats: %s", out)
+	}
+	crictl(t, h, "stop", "--timeout", "1", id)
+	if out := crictl(t, h, "ps", "--state", "exited", "-q"); out != id {
+		t.Errorf("after crictl stop: %q", out)
+	}
+	crictl(t, h, "rm", id)
+	if out := crictl(t, h, "ps", "-a", "-q"); out != "" {
+		t.Errorf("after crictl rm: %q", out)
+	}
+	crictl(t, h, "rmp", "-f", pod)
 }

@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/conformance/containerdtest"
+	"github.com/huskrt/husk/conformance/huskdtest"
+	"github.com/huskrt/husk/conformance/images"
+)
+
+const busyboxRef = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+
+// pauseImage is registry.k8s.io/pause:3.9 for containerd, which pulls a
+// sandbox image; built from husk's own pause, so nothing leaves the node.
+func pauseImage(b *testing.B) v1.Image {
+	bin, err := os.ReadFile(filepath.Join(huskdtest.Bin(b), "husk-pause"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return images.Image(images.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
+		images.Layer(images.File{Name: "pause", Body: bin, Mode: 0o755}))
+}
+
+// runtimes starts a registry with busybox and pause, a huskd, and (when
+// installed) a containerd, both pulling through the same mirrors.
+type runtimeUnderTest struct {
+	name    string
+	rt      internalapi.RuntimeService
+	images  internalapi.ImageManagerService
+	pid     func() int
+	samples map[string][]time.Duration
+}
+
+func runtimes(b *testing.B) []*runtimeUnderTest {
+	b.Helper()
+	reg := images.StartRegistry(b)
+	bb, err := images.BusyboxPath()
+	if err != nil {
+		b.Skip(err)
+	}
+	img, err := images.Busybox(bb, images.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg.Push(b, "e2e-test-images/busybox:1.29-2", img)
+	reg.Push(b, "pause:3.9", pauseImage(b))
+	hostsDir := reg.MirrorConfig(b, "registry.k8s.io")
+	h := huskdtest.Start(b, huskdtest.Config(b, fmt.Sprintf("[registry]\nconfig_path = %q\n", hostsDir))...)
+	out := []*runtimeUnderTest{{name: "husk", rt: h.Runtime, images: h.Images, pid: h.PID}}
+	if _, err := exec.LookPath("containerd"); err == nil {
+		c := containerdtest.Start(b, containerdtest.Options{HostsDir: hostsDir})
+		out = append(out, &runtimeUnderTest{name: "containerd", rt: c.Runtime, images: c.Images, pid: c.PID})
+	} else {
+		b.Log("containerd is not installed; measuring husk alone (`make bench` installs it)")
+	}
+	for _, r := range out {
+		r.samples = map[string][]time.Duration{}
+		if _, err := r.images.PullImage(context.Background(), &runtime.ImageSpec{Image: busyboxRef}, nil, nil); err != nil {
+			b.Fatalf("%s: pulling busybox: %v", r.name, err)
+		}
+	}
+	return out
+}
+
+func hostNetworkPod(name string) *runtime.PodSandboxConfig {
+	return &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: "uid-" + name},
+		LogDirectory: "/tmp",
+		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE},
+		}},
+	}
+}
+
+func sleeper(name string) *runtime.ContainerConfig {
+	return &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: busyboxRef},
+		Command:  []string{"sleep", "3600"},
+		Linux:    &runtime.LinuxContainerConfig{},
+	}
+}
+
+func reportSamples(b *testing.B, rts []*runtimeUnderTest, what string) {
+	med := map[string]float64{}
+	for _, r := range rts {
+		d := append([]time.Duration(nil), r.samples[what]...)
+		if len(d) == 0 {
+			continue
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		m := float64(d[len(d)/2].Microseconds()) / 1000
+		med[r.name] = m
+		b.ReportMetric(m, r.name+"-"+what+"-median-ms")
+		b.ReportMetric(float64(d[len(d)*9/10].Microseconds())/1000, r.name+"-"+what+"-p90-ms")
+	}
+	if c, ok := med["containerd"]; ok && c > 0 {
+		b.ReportMetric(med["husk"]/c, what+"-husk/containerd")
+	}
+}
+
+// BenchmarkContainerStartStop times CreateContainer+StartContainer and
+// StopContainer+RemoveContainer of a busybox sleep in a host-network pod
+// (no CNI on either side), husk and containerd alternately, 30 rounds.
+func BenchmarkContainerStartStop(b *testing.B) {
+	rts := runtimes(b)
+	ctx := context.Background()
+	pods := map[string]string{}
+	podCfg := hostNetworkPod("bench-ctr")
+	for _, r := range rts {
+		id, err := r.rt.RunPodSandbox(ctx, podCfg, "")
+		if err != nil {
+			b.Fatalf("%s: %v", r.name, err)
+		}
+		pods[r.name] = id
+	}
+	const rounds = 30
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		for i := 0; i < rounds; i++ {
+			for _, r := range rts {
+				cfg := sleeper(fmt.Sprintf("sleeper-%d-%d", n, i))
+				start := time.Now()
+				id, err := r.rt.CreateContainer(ctx, pods[r.name], cfg, podCfg)
+				if err == nil {
+					err = r.rt.StartContainer(ctx, id)
+				}
+				r.samples["start"] = append(r.samples["start"], time.Since(start))
+				if err != nil {
+					b.Fatalf("%s: %v", r.name, err)
+				}
+				start = time.Now()
+				err = r.rt.StopContainer(ctx, id, 10)
+				if err == nil {
+					err = r.rt.RemoveContainer(ctx, id)
+				}
+				r.samples["stop"] = append(r.samples["stop"], time.Since(start))
+				if err != nil {
+					b.Fatalf("%s: %v", r.name, err)
+				}
+			}
+		}
+	}
+	reportSamples(b, rts, "start")
+	reportSamples(b, rts, "stop")
+	b.ReportMetric(0, "ns/op")
+	for _, r := range rts {
+		_ = r.rt.StopPodSandbox(ctx, pods[r.name])
+		_ = r.rt.RemovePodSandbox(ctx, pods[r.name])
+	}
+}
