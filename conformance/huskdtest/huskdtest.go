@@ -276,6 +276,11 @@ func (h *Huskd) Processes() []string {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
+		// A zombie holds nothing but its pid. This machine's PID 1 does not
+		// reap the orphans it inherits (a pause whose shim the test killed).
+		if !Alive(pid) {
+			continue
+		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil {
 			continue
