@@ -131,8 +131,47 @@ func validateNamespaceOptions(o *runtime.NamespaceOption) error {
 	default:
 		return errdefs.InvalidArgument("config.linux.security_context.namespace_options.pid", "unknown mode %v", o.GetPid())
 	}
-	if u := o.GetUsernsOptions(); u != nil && u.GetMode() != runtime.NamespaceMode_NODE {
-		return errdefs.InvalidArgument("config.linux.security_context.namespace_options.userns_options", "user namespaces are not supported by this runtime yet")
+	return validateUserns(o)
+}
+
+// validateUserns accepts the host's user namespace, or the pod's own with
+// one UID and one GID mapping that maps container ID 0 (kubelet sends one
+// range per pod). A pod in its own user namespace cannot share the host's
+// network, PID or IPC namespaces: kubelet does not ask for that, and the
+// host's namespaces would not be its own user namespace's.
+func validateUserns(o *runtime.NamespaceOption) error {
+	const field = "config.linux.security_context.namespace_options.userns_options"
+	u := o.GetUsernsOptions()
+	if u == nil {
+		// Absent means the host's; the mode's zero value is POD.
+		return nil
+	}
+	switch u.GetMode() {
+	case runtime.NamespaceMode_NODE:
+		if len(u.GetUids()) > 0 || len(u.GetGids()) > 0 {
+			return errdefs.InvalidArgument(field, "mappings are given for the host's user namespace")
+		}
+		return nil
+	case runtime.NamespaceMode_POD:
+	default:
+		return errdefs.InvalidArgument(field+".mode", "mode %v is not valid for a pod's user namespace (POD or NODE)", u.GetMode())
+	}
+	for name, maps := range map[string][]*runtime.IDMapping{"uids": u.GetUids(), "gids": u.GetGids()} {
+		if len(maps) != 1 {
+			return errdefs.InvalidArgument(field+"."+name, "want exactly one mapping, got %d", len(maps))
+		}
+		m := maps[0]
+		if m.GetContainerId() != 0 {
+			return errdefs.InvalidArgument(field+"."+name, "container ID 0 must be mapped (the mapping starts at %d)", m.GetContainerId())
+		}
+		if m.GetLength() == 0 || uint64(m.GetHostId())+uint64(m.GetLength()) > 1<<32 {
+			return errdefs.InvalidArgument(field+"."+name, "mapping of %d IDs from host ID %d is out of range", m.GetLength(), m.GetHostId())
+		}
+	}
+	for kind, mode := range map[string]runtime.NamespaceMode{"network": o.GetNetwork(), "pid": o.GetPid(), "ipc": o.GetIpc()} {
+		if mode == runtime.NamespaceMode_NODE {
+			return errdefs.InvalidArgument(field, "a pod in its own user namespace cannot use the host's %s namespace", kind)
+		}
 	}
 	return nil
 }

@@ -64,8 +64,24 @@ func TestValidateRunPodSandbox(t *testing.T) {
 			r.Config.Linux.SecurityContext.NamespaceOptions.Ipc = runtime.NamespaceMode_CONTAINER
 		}, "namespace_options.ipc"},
 		{"pid unknown", func(r *runtime.RunPodSandboxRequest) { r.Config.Linux.SecurityContext.NamespaceOptions.Pid = 7 }, "namespace_options.pid"},
-		{"user namespace", func(r *runtime.RunPodSandboxRequest) {
+		{"user namespace without mappings", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}
+		}, "userns_options"},
+		{"user namespace, two mappings", func(r *runtime.RunPodSandboxRequest) {
+			m := []*runtime.IDMapping{{HostId: 1000, Length: 1000}, {ContainerId: 1000, HostId: 5000, Length: 10}}
+			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
+		}, "userns_options"},
+		{"user namespace, 0 unmapped", func(r *runtime.RunPodSandboxRequest) {
+			m := []*runtime.IDMapping{{ContainerId: 1, HostId: 1000, Length: 1000}}
+			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
+		}, "userns_options"},
+		{"user namespace CONTAINER", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}
+		}, "userns_options.mode"},
+		{"user namespace with host network", func(r *runtime.RunPodSandboxRequest) {
+			m := []*runtime.IDMapping{{HostId: 100000, Length: 65536}}
+			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
+			r.Config.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 		}, "userns_options"},
 		{"negative uid", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.RunAsUser = &runtime.Int64Value{Value: -1}
