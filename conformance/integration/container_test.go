@@ -609,3 +609,39 @@ func TestMountsDevicesAndTTY(t *testing.T) {
 		t.Errorf("image volume's image_ref in status: %q", ref)
 	}
 }
+
+func TestPodSandboxMetrics(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "metrics", nil)
+	id := runCtr(t, h, pod, podCfg, ctrConfig("measured", "sleep", "1000"))
+	descs, err := h.Runtime.ListMetricDescriptors(ctx)
+	if err != nil || len(descs) < 40 {
+		t.Fatalf("ListMetricDescriptors: %d, %v", len(descs), err)
+	}
+	keys := map[string]int{}
+	for _, d := range descs {
+		keys[d.GetName()] = len(d.GetLabelKeys())
+	}
+	all, err := h.Runtime.ListPodSandboxMetrics(ctx)
+	if err != nil || len(all) != 1 || all[0].GetPodSandboxId() != pod {
+		t.Fatalf("ListPodSandboxMetrics: %v, %v", all, err)
+	}
+	seen := map[string]bool{}
+	for _, c := range all[0].GetContainerMetrics() {
+		if c.GetContainerId() != id {
+			t.Errorf("metrics for unknown container %s", c.GetContainerId())
+		}
+		for _, m := range c.GetMetrics() {
+			seen[m.GetName()] = true
+			if n, ok := keys[m.GetName()]; !ok || n != len(m.GetLabelValues()) {
+				t.Errorf("%s: %d label values, descriptor has %d keys", m.GetName(), len(m.GetLabelValues()), n)
+			}
+		}
+	}
+	for _, want := range []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_processes", "container_start_time_seconds"} {
+		if !seen[want] {
+			t.Errorf("no %s for the container", want)
+		}
+	}
+}
