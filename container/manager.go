@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/renameio/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -253,7 +254,8 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	}
 	u.add(func() error { return os.RemoveAll(dir) })
 	u.add(func() error { return os.RemoveAll(bundle) })
-	if err := layer.Mount(layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), rootfs); err != nil {
+	uidMaps, gidMaps := podMappings(sb)
+	if err := mountRootfs(layers, dir, bundle, rootfs, sb.Namespaces[sandbox.NSUser], uidMaps, gidMaps); err != nil {
 		return err
 	}
 	u.add(func() error { return layer.Unmount(rootfs) })
@@ -286,6 +288,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		ID: id, Config: cfg, Image: imgCfg, ImageID: img.ID,
 		Sandbox: SandboxInfo{
 			ID: sb.ID, Namespaces: sb.Namespaces, PausePID: sb.PausePID,
+			UIDMappings: uidMaps, GIDMappings: gidMaps,
 			Options:      sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions(),
 			CgroupParent: sb.CgroupParent(),
 			HostnamePath: m.sandboxes.PodFile(sb.ID, "hostname"),
@@ -369,6 +372,70 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	klog.InfoS("Container created", "podSandboxID", sb.ID, "containerID", id, "container", cfg.GetMetadata().GetName(),
 		"image", img.ID, "duration", time.Since(start))
 	return nil
+}
+
+// podMappings are the ID mappings of a pod in its own user namespace.
+func podMappings(sb *sandbox.Sandbox) (uids, gids []specs.LinuxIDMapping) {
+	if sb.Namespaces[sandbox.NSUser] == "" {
+		return nil, nil
+	}
+	u := sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	conv := func(ms []*runtime.IDMapping) []specs.LinuxIDMapping {
+		var out []specs.LinuxIDMapping
+		for _, m := range ms {
+			out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+		}
+		return out
+	}
+	return conv(u.GetUids()), conv(u.GetGids())
+}
+
+// mountRootfs mounts the container's overlay: the image's layers under
+// its own upper and work directories in dir. In a pod with its own user
+// namespace the layers are stacked through ID-mapped mounts, and the upper
+// layer belongs to the host IDs of the container's root, so that the
+// container's root owns its image as it would anywhere else.
+func mountRootfs(layers []string, dir, bundle, rootfs, userns string, uids, gids []specs.LinuxIDMapping) error {
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	if userns == "" {
+		return layer.Mount(layers, upper, work, rootfs)
+	}
+	rootUID, rootGID := hostID(uids, 0), hostID(gids, 0)
+	for _, d := range []string{upper, work} {
+		if err := os.Chown(d, int(rootUID), int(rootGID)); err != nil {
+			return err
+		}
+	}
+	lowersDir := filepath.Join(bundle, "lowers")
+	var targets []string
+	for i := range layers {
+		t := filepath.Join(lowersDir, fmt.Sprint(i))
+		if err := os.MkdirAll(t, 0o700); err != nil {
+			return err
+		}
+		targets = append(targets, t)
+	}
+	if err := layer.IDMap(layers, targets, userns); err != nil {
+		return err
+	}
+	err := layer.Mount(targets, upper, work, rootfs)
+	// The overlay holds its layers: the ID-mapped mounts it was built from
+	// are not needed any more.
+	for _, t := range targets {
+		_ = layer.Unmount(t)
+	}
+	_ = os.RemoveAll(lowersDir)
+	return err
+}
+
+// hostID is the host ID that id maps to.
+func hostID(ms []specs.LinuxIDMapping, id uint32) uint32 {
+	for _, m := range ms {
+		if id >= m.ContainerID && id < m.ContainerID+m.Size {
+			return m.HostID + id - m.ContainerID
+		}
+	}
+	return id
 }
 
 // mountImageVolume mounts an image read-only for a Mount.image (KEP-4639).

@@ -116,6 +116,12 @@ func Spec(in SpecInput) (*specs.Spec, User, error) {
 			RootfsPropagation: rootfsPropagation,
 		},
 	}
+	if in.Sandbox.Namespaces["user"] != "" {
+		// Joining the pod's user namespace: libcontainer checks the IDs it
+		// sets up against these.
+		s.Linux.UIDMappings = slices.Clone(in.Sandbox.UIDMappings)
+		s.Linux.GIDMappings = slices.Clone(in.Sandbox.GIDMappings)
+	}
 	if !privileged {
 		// A privileged container sees the whole host, masked nothing.
 		// Copies: the spec outlives the request and may be edited.

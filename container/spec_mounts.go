@@ -124,8 +124,8 @@ func criMount(i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount
 	if !path.IsAbs(dst) {
 		return specs.Mount{}, errdefs.InvalidArgument(field+".container_path", "%q is not an absolute path", dst)
 	}
-	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-		return specs.Mount{}, errdefs.FailedPrecondition("%s: idmapped mounts are not supported on this node", field)
+	if (len(m.GetUidMappings()) > 0) != (len(m.GetGidMappings()) > 0) {
+		return specs.Mount{}, errdefs.InvalidArgument(field, "an ID-mapped mount needs both UID and GID mappings")
 	}
 	src, err := mountSource(i, m, imageVolumes)
 	if err != nil {
@@ -154,7 +154,16 @@ func criMount(i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount
 	if err != nil {
 		return specs.Mount{}, err
 	}
-	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: append(opts, extra...)}, nil
+	out := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: append(opts, extra...)}
+	// kubelet maps a volume's IDs for a pod in its own user namespace;
+	// libcontainer makes it an ID-mapped bind mount.
+	for _, x := range m.GetUidMappings() {
+		out.UIDMappings = append(out.UIDMappings, specs.LinuxIDMapping{ContainerID: x.GetContainerId(), HostID: x.GetHostId(), Size: x.GetLength()})
+	}
+	for _, x := range m.GetGidMappings() {
+		out.GIDMappings = append(out.GIDMappings, specs.LinuxIDMapping{ContainerID: x.GetContainerId(), HostID: x.GetHostId(), Size: x.GetLength()})
+	}
+	return out, nil
 }
 
 // mountSource is the host path, or for an image volume the directory husk

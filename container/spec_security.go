@@ -270,14 +270,14 @@ func apparmorProfile(sc *runtime.LinuxContainerSecurityContext, node NodeInfo) (
 // mode.
 func linuxNamespaces(in SpecInput) ([]specs.LinuxNamespace, error) {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	if err := checkUserns(sc.GetNamespaceOptions().GetUsernsOptions()); err != nil {
+	if err := checkUserns(sc.GetNamespaceOptions().GetUsernsOptions(), in.Sandbox); err != nil {
 		return nil, err
 	}
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 	for _, k := range []struct {
 		kind string
 		typ  specs.LinuxNamespaceType
-	}{{"net", specs.NetworkNamespace}, {"ipc", specs.IPCNamespace}, {"uts", specs.UTSNamespace}} {
+	}{{"user", specs.UserNamespace}, {"net", specs.NetworkNamespace}, {"ipc", specs.IPCNamespace}, {"uts", specs.UTSNamespace}} {
 		if p := in.Sandbox.Namespaces[k.kind]; p != "" {
 			ns = append(ns, specs.LinuxNamespace{Type: k.typ, Path: p})
 		}
@@ -324,18 +324,23 @@ func pidNamespace(in SpecInput) (*specs.LinuxNamespace, error) {
 	}
 }
 
-// checkUserns accepts only the host's user namespace: husk does not map
-// ids (its runtime handler says user_namespaces=false).
-func checkUserns(u *runtime.UserNamespace) error {
+// checkUserns checks a container's user namespace against its pod's: a
+// container joins the pod's own user namespace (mode POD) or shares the
+// host's (NODE, or unset) when the pod does; it cannot differ from its pod.
+func checkUserns(u *runtime.UserNamespace, sb SandboxInfo) error {
 	field := fieldSC + ".namespace_options.userns_options.mode"
-	switch u.GetMode() {
-	case runtime.NamespaceMode_NODE:
-		return nil
-	case runtime.NamespaceMode_POD:
-		if u == nil {
-			return nil // unset means the host's
+	podUserns := sb.Namespaces["user"] != ""
+	switch {
+	case u == nil || u.GetMode() == runtime.NamespaceMode_NODE:
+		if podUserns {
+			return errdefs.InvalidArgument(field, "the pod has its own user namespace; a container cannot use the host's")
 		}
-		return errdefs.FailedPrecondition("%s: user namespaces are not supported on this node", field)
+		return nil
+	case u.GetMode() == runtime.NamespaceMode_POD:
+		if !podUserns {
+			return errdefs.InvalidArgument(field, "the pod has no user namespace of its own to join")
+		}
+		return nil
 	}
 	return errdefs.InvalidArgument(field, "mode %s is not valid for a user namespace", u.GetMode())
 }

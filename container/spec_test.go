@@ -401,9 +401,25 @@ func TestSpecNamespaces(t *testing.T) {
 		{name: "host user namespace", mod: func(in *SpecInput) {
 			secCtx(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE}}
 		}, check: ns(mnt, net, ipc, uts, podPID, cgroup)},
+		{name: "pod user namespace, pod has none", mod: func(in *SpecInput) {
+			secCtx(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}
+		}, code: codes.InvalidArgument, field: "userns_options"},
 		{name: "pod user namespace", mod: func(in *SpecInput) {
 			secCtx(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}
-		}, code: codes.FailedPrecondition, field: "userns_options"},
+			in.Sandbox.Namespaces["user"] = "/run/pod1/ns/user"
+			in.Sandbox.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+			in.Sandbox.GIDMappings = in.Sandbox.UIDMappings
+		}, check: func(t *testing.T, s *specs.Spec, _ User) {
+			if s.Linux.Namespaces[1] != (specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/run/pod1/ns/user"}) {
+				t.Errorf("namespaces %v: want the pod's user namespace joined", s.Linux.Namespaces)
+			}
+			if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 100000 {
+				t.Errorf("uid mappings %v", s.Linux.UIDMappings)
+			}
+		}},
+		{name: "host user namespace in a pod that has its own", mod: func(in *SpecInput) {
+			in.Sandbox.Namespaces["user"] = "/run/pod1/ns/user"
+		}, code: codes.InvalidArgument, field: "userns_options"},
 		{name: "container user namespace", mod: func(in *SpecInput) {
 			secCtx(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}}
 		}, code: codes.InvalidArgument, field: "config.linux.security_context.namespace_options.userns_options.mode"},
@@ -519,8 +535,8 @@ func TestSpecMounts(t *testing.T) {
 			check: mounts(defaults, ms(bind("/d", "/k/d", "rbind", "rprivate", "rw", "noexec", "nosuid", "rnodev")), podFiles)},
 		{name: "mount option that loosens", mod: one(&runtime.Mount{ContainerPath: "/d", HostPath: "/k/d", Readonly: true, MountOptions: []string{"noexec", "rw"}}),
 			code: codes.InvalidArgument, field: "config.mounts[0].mount_options[1]"},
-		{name: "idmapped mount", mod: one(&runtime.Mount{ContainerPath: "/d", HostPath: "/k/d", UidMappings: []*runtime.IDMapping{{HostId: 1000, Length: 10}}}),
-			code: codes.FailedPrecondition, field: "config.mounts[0]"},
+		{name: "idmapped mount without gid mappings", mod: one(&runtime.Mount{ContainerPath: "/d", HostPath: "/k/d", UidMappings: []*runtime.IDMapping{{HostId: 1000, Length: 10}}}),
+			code: codes.InvalidArgument, field: "config.mounts[0]"},
 	})
 }
 

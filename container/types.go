@@ -4,6 +4,7 @@
 package container
 
 import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -21,9 +22,12 @@ type ImageConfig struct {
 // SandboxInfo is what a container takes from its pod.
 type SandboxInfo struct {
 	ID string
-	// Namespaces maps "net", "ipc", "uts" to the pod's pinned namespace
-	// files; a kind that is missing is the host's.
+	// Namespaces maps "net", "ipc", "uts" (and "user") to the pod's pinned
+	// namespace files; a kind that is missing is the host's.
 	Namespaces map[string]string
+	// UIDMappings and GIDMappings are the pod's user namespace mappings,
+	// when it has its own ("user" in Namespaces).
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 	// PausePID is the pause's pid: with PID namespace mode POD, containers
 	// join /proc/<PausePID>/ns/pid.
 	PausePID int

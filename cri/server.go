@@ -32,6 +32,9 @@ type Options struct {
 	Version string
 	// ConfigJSON is the effective configuration, shown by a verbose Status.
 	ConfigJSON string
+	// UserNamespaces says pods may have their own user namespace: the
+	// kernel stacks ID-mapped layers under an overlay on the image store.
+	UserNamespaces bool
 }
 
 // Server implements RuntimeService and ImageService.

@@ -29,7 +29,7 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 	for _, h := range Handlers {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{
 			Name:     h,
-			Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: recursiveReadOnlyMounts()},
+			Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: recursiveReadOnlyMounts(), UserNamespaces: s.opts.UserNamespaces},
 		})
 	}
 	if r.GetVerbose() {

@@ -126,8 +126,14 @@ func (p *pod) update(fn func(*Sandbox)) error {
 // New prepares the directories and the pause rootfs. It does not look at
 // existing pods: Recover does.
 func New(cfg Config) (*Manager, error) {
+	// 0711 on the way to a pod's files: a container in its own user
+	// namespace resolves its rootfs and pod files as an unprivileged host
+	// ID, which must be able to pass through (not list) these directories.
 	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "pods")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
 			return nil, err
 		}
 	}
@@ -293,26 +299,30 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	// 1. The record comes first, so that recovery after a crash in any
 	// later step knows what to tear down.
 	rootDir, stateDir := m.rootDir(id), m.stateDir(id)
-	if err := os.Mkdir(rootDir, 0o700); err != nil {
+	if err := os.Mkdir(rootDir, 0o711); err != nil {
 		return err
 	}
 	u.add(func(context.Context) error { return os.RemoveAll(rootDir) })
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
 	}
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
+	if err := os.Mkdir(stateDir, 0o711); err != nil {
 		return err
 	}
 	u.add(func(context.Context) error { return os.RemoveAll(stateDir) })
 
-	// 2. Namespaces, pinned before the pause exists.
-	pin, newPID := podNamespaces(nsOpts)
+	// 2. Namespaces, pinned before the pause exists (in a pod with its own
+	// user namespace, after: the pause creates them inside it).
+	plan := podNamespaces(nsOpts)
 	hostNet := HostNetwork(cfg)
-	pinned, err := pinNamespaces(filepath.Join(stateDir, "ns"), pin, cfg.GetHostname())
-	if err != nil {
-		return err
+	var pinned map[string]string
+	if plan.PinFirst {
+		var err error
+		if pinned, err = pinNamespaces(filepath.Join(stateDir, "ns"), plan.Own, cfg.GetHostname()); err != nil {
+			return err
+		}
+		u.add(func(context.Context) error { return unpinNamespaces(pinned) })
 	}
-	u.add(func(context.Context) error { return unpinNamespaces(pinned) })
 	sb.Namespaces = pinned
 
 	// 3. The pod's files and /dev/shm.
@@ -331,7 +341,8 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	// 4. The shim, which starts the pause.
 	spec := pauseSpec(pauseSpecInput{
 		Config: cfg, Rootfs: m.pauseRootfs, CgroupPath: sb.CgroupPath,
-		Pinned: pinned, NewPID: newPID, OOMScoreAdjFloor: m.oomFloor,
+		Pinned: pinned, NewPID: plan.NewPID, OOMScoreAdjFloor: m.oomFloor,
+		UserNS: plan.UserNS, Own: plan.Own,
 	})
 	if err := writeJSON(filepath.Join(stateDir, shimapi.PauseSpecName), spec); err != nil {
 		return err
@@ -346,6 +357,15 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		return err
 	}
 	u.add(func(ctx context.Context) error { return m.forceStop(ctx, sb, shimPID) })
+	if !plan.PinFirst {
+		kinds := append([]string{NSUser}, plan.Own...)
+		pinned, err := pinFromProcess(filepath.Join(stateDir, "ns"), pausePID, kinds)
+		if err != nil {
+			return err
+		}
+		u.add(func(context.Context) error { return unpinNamespaces(pinned) })
+		sb.Namespaces = pinned
+	}
 	client, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
 	if err != nil {
 		return fmt.Errorf("connecting to the shim: %w", err)
@@ -597,7 +617,7 @@ func (m *Manager) removeFiles(sb *Sandbox) error {
 		pins[k] = v
 	}
 	// A crash can leave pins the record never learned of.
-	for _, k := range []string{NSNet, NSIPC, NSUTS} {
+	for _, k := range []string{NSNet, NSIPC, NSUTS, NSUser} {
 		pins["found-"+k] = filepath.Join(stateDir, "ns", k)
 	}
 	if err := unpinNamespaces(pins); err != nil {

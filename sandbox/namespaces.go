@@ -137,3 +137,32 @@ func unmountAndRemove(p string) error {
 	}
 	return nil
 }
+
+// pinFromProcess bind-mounts the namespaces of kinds that process pid is
+// in to dir/<kind>. On error nothing is left pinned.
+func pinFromProcess(dir string, pid int, kinds []string) (_ map[string]string, retErr error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	paths := map[string]string{}
+	defer func() {
+		if retErr != nil {
+			unpinNamespaces(paths)
+		}
+	}()
+	for _, k := range kinds {
+		p := filepath.Join(dir, k)
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		src := fmt.Sprintf("/proc/%d/ns/%s", pid, k)
+		if err := unix.Mount(src, p, "", unix.MS_BIND, ""); err != nil {
+			os.Remove(p)
+			return nil, fmt.Errorf("pinning %s: %w", src, err)
+		}
+		paths[k] = p
+	}
+	return paths, nil
+}

@@ -32,11 +32,40 @@ func TestPodNamespaces(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pin, newPID := podNamespaces(c.opts)
-			if !reflect.DeepEqual(pin, c.pin) || newPID != c.wantPID {
-				t.Errorf("podNamespaces = %v, %v; want %v, %v", pin, newPID, c.pin, c.wantPID)
+			p := podNamespaces(c.opts)
+			if !reflect.DeepEqual(p.Own, c.pin) || p.NewPID != c.wantPID || !p.PinFirst || p.UserNS {
+				t.Errorf("podNamespaces = %+v; want own %v, new PID %v, pinned first", p, c.pin, c.wantPID)
 			}
 		})
+	}
+}
+
+func TestPodNamespacesWithUserNS(t *testing.T) {
+	m := []*runtime.IDMapping{{HostId: 100000, Length: 65536}}
+	o := &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}}
+	p := podNamespaces(o)
+	if !p.UserNS || p.PinFirst || !reflect.DeepEqual(p.Own, []string{NSNet, NSUTS, NSIPC}) {
+		t.Errorf("podNamespaces = %+v", p)
+	}
+	cfg := &runtime.PodSandboxConfig{Hostname: "h", Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: o}}}
+	s := pauseSpec(pauseSpecInput{Config: cfg, NewPID: true, UserNS: true, Own: p.Own})
+	var types []specs.LinuxNamespaceType
+	for _, n := range s.Linux.Namespaces {
+		if n.Path != "" {
+			t.Errorf("namespace %s joined by path in a user namespace pod", n.Type)
+		}
+		types = append(types, n.Type)
+	}
+	want := []specs.LinuxNamespaceType{specs.MountNamespace, specs.UserNamespace, specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace}
+	if !reflect.DeepEqual(types, want) || s.Hostname != "h" {
+		t.Errorf("namespaces %v hostname %q", types, s.Hostname)
+	}
+	if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 100000 || s.Linux.GIDMappings[0].Size != 65536 {
+		t.Errorf("mappings %v %v", s.Linux.UIDMappings, s.Linux.GIDMappings)
+	}
+	// Absent options are the host's user namespace.
+	if UserNS(&runtime.NamespaceOption{}) || UserNS(nil) {
+		t.Error("no userns_options means the host's user namespace")
 	}
 }
 

@@ -57,6 +57,8 @@ const (
 	NSNet = "net"
 	NSIPC = "ipc"
 	NSUTS = "uts"
+	// NSUser is the pod's own user namespace, when it has one.
+	NSUser = "user"
 )
 
 // Sandbox is one published status of a pod sandbox. It is never modified

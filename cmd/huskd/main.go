@@ -25,6 +25,7 @@ import (
 	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/cri"
 	"github.com/huskrt/husk/image"
+	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -121,8 +122,13 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	cfgJSON, _ := json.Marshal(cfg)
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON)}, mgr, images, containers)
+	userns := true
+	if err := layer.ProbeIDMap(filepath.Join(cfg.Root, "images", "tmp"), cfg.Runtime.PausePath); err != nil {
+		userns = false
+		klog.InfoS("Pods cannot have their own user namespace on this node", "reason", err.Error())
+	}
+	cfgJSON, _ := json.Marshal(statusConfig{Config: cfg, StateDir: filepath.Join(cfg.Root, "images")})
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 
@@ -162,6 +168,14 @@ func run(ctx context.Context, cfg Config) error {
 		g.Stop()
 	}
 	return nil
+}
+
+// statusConfig is the configuration as a verbose Status shows it.
+type statusConfig struct {
+	Config
+	// StateDir follows containerd's key: critest takes its parent as the
+	// filesystem container rootfs layers live on, to probe ID mapping.
+	StateDir string `json:"stateDir"`
 }
 
 // nodeInfo is what container specs depend on about this node.

@@ -87,6 +87,11 @@ func Start(t testing.TB, args ...string) *Huskd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As /var/lib and /run are: passable by a container's unprivileged
+	// host IDs (pods in their own user namespace).
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	h := &Huskd{
 		t: t, Bin: bin, Dir: dir,
 		Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -643,5 +644,47 @@ func TestPodSandboxMetrics(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("no %s for the container", want)
 		}
+	}
+}
+
+// A pod in its own user namespace: its containers run as root inside it,
+// mapped to unprivileged host IDs, and own their image through ID-mapped
+// layers.
+func TestUserNamespacePod(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	st, err := h.Runtime.Status(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.GetRuntimeHandlers()[0].GetFeatures().GetUserNamespaces() {
+		t.Fatalf("Status does not advertise user namespaces; huskd log:\n%s", h.Log())
+	}
+	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+	userns := &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping}
+	pod, podCfg := podWithLogs(t, h, "userns", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
+	})
+	_, info := h.PodInfo(pod)
+	if info.Namespaces["user"] == "" || huskdtest.NS(t, info.Pid, "user") == huskdtest.NS(t, os.Getpid(), "user") {
+		t.Fatalf("the pause is not in a user namespace of its own: %v", info.Namespaces)
+	}
+	if got := nsenter(t, "--uts="+info.Namespaces["uts"], "hostname"); got != "userns" {
+		t.Errorf("hostname %q", got)
+	}
+	cfg := ctrConfig("inside", "sh", "-c", "cat /proc/self/uid_map; id -u; touch /newfile && stat -c 'new=%u' /newfile; stat -c 'image=%u' /bin/busybox")
+	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
+	id := runCtr(t, h, pod, podCfg, cfg)
+	ctr := waitExited(t, h, id, 30*time.Second)
+	out := logText(t, ctr.LogPath)
+	for _, want := range []string{"0     100000      65536", "stdout 0\n", "stdout new=0\n", "stdout image=0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", ctr.ExitCode, want, out)
+		}
+	}
+	// On the host, the container's new file belongs to the mapped root.
+	fi, err := os.Stat(filepath.Join(h.Root, "containers", id, "upper", "newfile"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != 100000 {
+		t.Errorf("the new file on the host: %v %v", fi, err)
 	}
 }
