@@ -201,5 +201,14 @@ func TestCrictlContainers(t *testing.T) {
 	if out := crictl(t, h, "ps", "-a", "-q"); out != "" {
 		t.Errorf("after crictl rm: %q", out)
 	}
+	// crictl logs -f follows a container's log until it exits.
+	shortJSON := filepath.Join(dir, "short.json")
+	_ = os.WriteFile(shortJSON, []byte(`{"metadata": {"name": "short"}, "image": {"image": "`+busyboxRef+`"},
+		"command": ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done"], "log_path": "short.log", "linux": {}}`), 0o644)
+	short := crictl(t, h, "create", pod, shortJSON, podJSON)
+	crictl(t, h, "start", short)
+	if out := crictl(t, h, "logs", "-f", short); out != "line 1\nline 2\nline 3" {
+		t.Errorf("crictl logs -f: %q", out)
+	}
 	crictl(t, h, "rmp", "-f", pod)
 }
