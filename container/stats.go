@@ -1,21 +1,15 @@
 package container
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
-	"strconv"
-	"syscall"
 
 	"github.com/opencontainers/cgroups"
 	cgroupsv1 "github.com/opencontainers/cgroups/fs"
 	"github.com/opencontainers/cgroups/fs2"
+
+	"github.com/huskrt/husk/container/usage"
 )
 
 // CgroupStats is what the CRI stats calls report about a cgroup.
@@ -115,26 +109,17 @@ func cgroupPresent(m cgroups.Manager, p string) error {
 
 func fromLibStats(st *cgroups.Stats, keys memoryKeys) CgroupStats {
 	mem := st.MemoryStats
-	usage := mem.Usage.Usage
-	ws := workingSet(usage, mem.Stats[keys.inactiveFile])
+	used := mem.Usage.Usage
+	ws := usage.WorkingSet(used, mem.Stats[keys.inactiveFile])
 	return CgroupStats{
 		CPUUsageNanos:         st.CpuStats.CpuUsage.TotalUsage,
-		MemoryUsageBytes:      usage,
+		MemoryUsageBytes:      used,
 		MemoryWorkingSetBytes: ws,
 		MemoryRSSBytes:        mem.Stats[keys.rss],
 		PageFaults:            mem.Stats[keys.pgfault],
 		MajorPageFaults:       mem.Stats[keys.pgmajfault],
 		MemoryAvailableBytes:  available(mem.Usage.Limit, ws),
 	}
-}
-
-// workingSet is usage less the file pages the kernel would drop first; the
-// two are read at different instants, hence the floor at zero.
-func workingSet(usage, inactiveFile uint64) uint64 {
-	if inactiveFile >= usage {
-		return 0
-	}
-	return usage - inactiveFile
 }
 
 func available(limit, workingSet uint64) uint64 {
@@ -157,154 +142,4 @@ func ReadOOMKills(p string) (uint64, error) {
 		return 0, fmt.Errorf("reading OOM kills of cgroup %s: %w", p, err)
 	}
 	return n, nil
-}
-
-// DirUsage measures a container's writable layer as kubelet's stats want
-// it: the apparent size of its regular files and the number of its inodes,
-// each hard-linked inode once. It stays on dir's filesystem: a volume
-// mounted inside the layer is not the container's disk use.
-func DirUsage(dir string) (bytes, inodes uint64, err error) {
-	root, err := os.Lstat(dir)
-	if err != nil {
-		return 0, 0, fmt.Errorf("measuring %s: %w", dir, err)
-	}
-	rootSt, ok := root.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, 0, fmt.Errorf("measuring %s: no stat_t", dir)
-	}
-	seen := make(map[uint64]struct{}) // inodes with more than one link
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return walkError(p, err)
-		}
-		st, err := lstatEntry(d)
-		if err != nil || st == nil {
-			return walkError(p, err)
-		}
-		if st.Dev != rootSt.Dev {
-			return skipEntry(d)
-		}
-		if st.Nlink > 1 && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-			if _, dup := seen[st.Ino]; dup {
-				return nil
-			}
-			seen[st.Ino] = struct{}{}
-		}
-		inodes++
-		if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-			bytes += uint64(st.Size)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("measuring %s: %w", dir, err)
-	}
-	return bytes, inodes, nil
-}
-
-func lstatEntry(d fs.DirEntry) (*syscall.Stat_t, error) {
-	fi, err := d.Info()
-	if err != nil {
-		return nil, err
-	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	return st, nil
-}
-
-// walkError lets a running container delete files under the walk: what
-// vanished is simply not counted.
-func walkError(p string, err error) error {
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", p, err)
-}
-
-func skipEntry(d fs.DirEntry) error {
-	if d.IsDir() {
-		return filepath.SkipDir
-	}
-	return nil
-}
-
-// NetStats are one interface's counters, as /proc/net/dev has them.
-type NetStats struct {
-	Name              string
-	RxBytes, RxErrors uint64
-	TxBytes, TxErrors uint64
-}
-
-// ReadNetDev reads the interface counters of the network namespace pid is
-// in, leaving out the loopback, which is not the pod's traffic.
-func ReadNetDev(pid int) ([]NetStats, error) {
-	if pid <= 0 {
-		return nil, fmt.Errorf("reading network counters: invalid pid %d", pid)
-	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
-	if err != nil {
-		return nil, fmt.Errorf("reading network counters of pid %d: %w", pid, err)
-	}
-	defer f.Close()
-	stats, err := parseNetDev(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading network counters of pid %d: %w", pid, err)
-	}
-	return stats, nil
-}
-
-// The columns of /proc/net/dev after "<name>:": eight receive counters,
-// then eight transmit ones.
-const (
-	netDevRxBytes  = 0
-	netDevRxErrors = 2
-	netDevTxBytes  = 8
-	netDevTxErrors = 10
-	netDevColumns  = 16
-)
-
-func parseNetDev(r io.Reader) ([]NetStats, error) {
-	var stats []NetStats
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		if n <= 2 { // the two header lines
-			continue
-		}
-		s, err := parseNetDevLine(sc.Bytes())
-		if err != nil {
-			return nil, fmt.Errorf("line %d of net/dev: %w", n, err)
-		}
-		if s.Name != "lo" {
-			stats = append(stats, s)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return stats, nil
-}
-
-// parseNetDevLine parses "  eth0: 1 2 3 ...". A name cannot hold a colon
-// (the kernel refuses it), and a wide counter can touch it: "eth0:123".
-func parseNetDevLine(line []byte) (NetStats, error) {
-	name, counters, ok := bytes.Cut(line, []byte{':'})
-	if !ok {
-		return NetStats{}, fmt.Errorf("no interface name in %q", line)
-	}
-	fields := bytes.Fields(counters)
-	if len(fields) < netDevColumns {
-		return NetStats{}, fmt.Errorf("%d counters in %q, want %d", len(fields), line, netDevColumns)
-	}
-	var v [netDevColumns]uint64
-	for i := range v {
-		n, err := strconv.ParseUint(string(fields[i]), 10, 64)
-		if err != nil {
-			return NetStats{}, fmt.Errorf("counter %d in %q: %w", i, line, err)
-		}
-		v[i] = n
-	}
-	return NetStats{
-		Name:    string(bytes.TrimSpace(name)),
-		RxBytes: v[netDevRxBytes], RxErrors: v[netDevRxErrors],
-		TxBytes: v[netDevTxBytes], TxErrors: v[netDevTxErrors],
-	}, nil
 }

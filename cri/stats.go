@@ -7,6 +7,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/container"
+	"github.com/huskrt/husk/container/usage"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -71,7 +72,7 @@ func (s *Server) containerStats(c *container.Container, now time.Time) *runtime.
 		out.Cpu, out.Memory = s.usage(c.ID, now, st)
 	}
 	upper := s.containers.UpperDir(c.ID)
-	if b, n, err := container.DirUsage(upper); err == nil {
+	if b, n, err := usage.DirUsage(upper); err == nil {
 		out.WritableLayer = &runtime.FilesystemUsage{
 			Timestamp: now.UnixNano(), FsId: &runtime.FilesystemIdentifier{Mountpoint: upper},
 			UsedBytes: u64(b), InodesUsed: u64(n),
@@ -117,12 +118,15 @@ func (s *Server) podStats(sb *sandbox.Sandbox, now time.Time) *runtime.PodSandbo
 		out.Linux.Cpu, out.Linux.Memory = s.usage("pod/"+sb.ID, now, sum)
 	}
 	if sb.State == sandbox.StateReady && sb.Namespaces[sandbox.NSNet] != "" {
-		if ifs, err := container.ReadNetDev(sb.PausePID); err == nil && len(ifs) > 0 {
-			net := &runtime.NetworkUsage{Timestamp: now.UnixNano()}
-			for i, n := range ifs {
+		if ifs, err := usage.ReadNetDev(sb.PausePID); err == nil {
+			var net *runtime.NetworkUsage
+			for _, n := range ifs {
+				if n.Name == "lo" { // loopback traffic never leaves the pod
+					continue
+				}
 				iu := &runtime.NetworkInterfaceUsage{Name: n.Name, RxBytes: u64(n.RxBytes), RxErrors: u64(n.RxErrors), TxBytes: u64(n.TxBytes), TxErrors: u64(n.TxErrors)}
-				if i == 0 {
-					net.DefaultInterface = iu
+				if net == nil {
+					net = &runtime.NetworkUsage{Timestamp: now.UnixNano(), DefaultInterface: iu}
 				} else {
 					net.Interfaces = append(net.Interfaces, iu)
 				}

@@ -2,21 +2,21 @@ package metrics
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/container/usage"
 )
 
 // writableLayerMetrics reports the container's writable layer: its usage
-// from a walk, and the size and inodes of the filesystem it is on, all
-// labelled with that filesystem's device as cadvisor labels them.
+// (the apparent size of its files, as the CRI stats report it), and the
+// size and inodes of the filesystem it is on, all labelled with that
+// filesystem's device as cadvisor labels them. The device is looked up
+// for the label only: usage.DirUsage keeps to the layer's filesystem.
 func writableLayerMetrics(e *emitter, dir string) {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
@@ -33,71 +33,9 @@ func writableLayerMetrics(e *emitter, dir string) {
 			e.add(fsInodesFree, fsst.Ffree, dev)
 		}
 	}
-	if n, err := apparentSize(dir, uint64(st.Dev)); err == nil {
+	if n, _, err := usage.DirUsage(dir); err == nil {
 		e.add(fsUsage, n, dev)
 	}
-}
-
-// apparentSize sums the sizes of the regular files under dir, each
-// hard-linked inode once, as the CRI stats' writable layer usage does. It
-// stays on dir's filesystem: a volume mounted inside is not the layer.
-func apparentSize(dir string, dev uint64) (uint64, error) {
-	var total uint64
-	seen := make(map[uint64]struct{}) // inodes with more than one link
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil && p == dir {
-			return err // the layer itself gone: nothing to report, not 0
-		}
-		if err != nil {
-			return walkError(p, err)
-		}
-		st, err := entryStat(d)
-		if err != nil || st == nil {
-			return walkError(p, err)
-		}
-		if uint64(st.Dev) != dev {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-			return nil
-		}
-		if st.Nlink > 1 {
-			if _, dup := seen[st.Ino]; dup {
-				return nil
-			}
-			seen[st.Ino] = struct{}{}
-		}
-		total += uint64(st.Size)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("measuring %s: %w", dir, err)
-	}
-	return total, nil
-}
-
-func entryStat(d fs.DirEntry) (*syscall.Stat_t, error) {
-	fi, err := d.Info()
-	if err != nil {
-		return nil, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, errors.New("no stat_t")
-	}
-	return st, nil
-}
-
-// walkError lets a running container delete files under the walk: what
-// vanished is simply not counted.
-func walkError(p string, err error) error {
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", p, err)
 }
 
 // filesystemDevice names the filesystem with device number dev by its

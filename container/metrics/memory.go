@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/cgroups"
+
+	"github.com/huskrt/husk/container/usage"
 )
 
 // memoryKeys are the memory.stat keys each cgroup version names the
@@ -53,7 +55,7 @@ func (c *cgroupSource) memory(e *emitter) {
 	if !c.v2 || cgroups.PathExists(filepath.Join(dir, "memory.peak")) {
 		e.add(memMaxUsage, ms.Usage.MaxUsage)
 	}
-	e.add(memWorkingSet, workingSet(ms.Usage.Usage, ms.Stats[keys.inactiveFile]))
+	e.add(memWorkingSet, usage.WorkingSet(ms.Usage.Usage, ms.Stats[keys.inactiveFile]))
 	addStat(e, memCache, ms.Stats, keys.cache)
 	addStat(e, memRSS, ms.Stats, keys.rss)
 	addStat(e, memMapped, ms.Stats, keys.mapped)
@@ -69,12 +71,6 @@ func addStat(e *emitter, f *family, stats map[string]uint64, key string, extra .
 	if v, ok := stats[key]; ok {
 		e.add(f, v, extra...)
 	}
-}
-
-// workingSet is usage less the file pages the kernel would drop first, as
-// cadvisor and containerd compute it.
-func workingSet(usage, inactiveFile uint64) uint64 {
-	return floorSub(usage, inactiveFile)
 }
 
 // floorSub subtracts counters read at different instants, which can cross.

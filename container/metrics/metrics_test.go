@@ -20,6 +20,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/container/usage"
 )
 
 // critestExpected is expectedMetricDescriptorNames, copied from
@@ -342,50 +344,11 @@ func TestEmitterDropsMislabelled(t *testing.T) {
 	}
 }
 
-const netDevSample = `Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:    1234      10    0    0    0     0          0         0     1234      10    0    0    0     0       0          0
-  eth0:12345678901  200    3    4    0     0          0         1      600       7    5    6    0     0       0          0
-`
-
-func TestParseNetDev(t *testing.T) {
-	got, err := parseNetDev(strings.NewReader(netDevSample))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []ifaceStats{
-		{name: "lo", rxBytes: 1234, rxPackets: 10, txBytes: 1234, txPackets: 10},
-		{name: "eth0", rxBytes: 12345678901, rxPackets: 200, rxErrors: 3, rxDropped: 4,
-			txBytes: 600, txPackets: 7, txErrors: 5, txDropped: 6},
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %+v\nwant %+v", got, want)
-	}
-}
-
-func TestParseNetDevErrors(t *testing.T) {
-	header := "h1\nh2\n"
-	for _, body := range []string{
-		"eth0 1 2 3\n",  // no colon
-		"eth0: 1 2 3\n", // too few counters
-		"eth0: 1 2 x 4 5 6 7 8 9 10 11 12 13 14 15 16\n",  // not a number
-		": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",      // no name
-		"eth0: -1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", // negative
-	} {
-		if got, err := parseNetDev(strings.NewReader(header + body)); err == nil {
-			t.Errorf("%q parsed as %+v", body, got)
-		}
-	}
-	if got, err := parseNetDev(strings.NewReader(header)); err != nil || len(got) != 0 {
-		t.Errorf("headers alone: %+v, %v", got, err)
-	}
-}
-
 func TestPodInterfaces(t *testing.T) {
-	lo, eth0, net1 := ifaceStats{name: "lo"}, ifaceStats{name: "eth0"}, ifaceStats{name: "net1"}
-	cases := []struct{ in, want []ifaceStats }{
-		{[]ifaceStats{lo, eth0, net1}, []ifaceStats{eth0, net1}},
-		{[]ifaceStats{lo}, []ifaceStats{lo}}, // no pod network: lo is all there is
+	lo, eth0, net1 := usage.NetDev{Name: "lo"}, usage.NetDev{Name: "eth0"}, usage.NetDev{Name: "net1"}
+	cases := []struct{ in, want []usage.NetDev }{
+		{[]usage.NetDev{lo, eth0, net1}, []usage.NetDev{eth0, net1}},
+		{[]usage.NetDev{lo}, []usage.NetDev{lo}}, // no pod network: lo is all there is
 		{nil, nil},
 	}
 	for _, c := range cases {
@@ -418,21 +381,6 @@ func TestMountSource(t *testing.T) {
 		if got := mountSource(strings.NewReader(mountinfo), id); got != want {
 			t.Errorf("mountSource(%s) = %q, want %q", id, got, want)
 		}
-	}
-}
-
-func TestApparentSizeStaysOnItsFilesystem(t *testing.T) {
-	dir := writeLayer(t)
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	n, err := apparentSize(dir, uint64(st.Dev)+1) // as if dir were a mount inside
-	if err != nil || n != 0 {
-		t.Errorf("apparentSize on another device = %d, %v; want 0", n, err)
-	}
-	if n, err := apparentSize(filepath.Join(dir, "absent"), uint64(st.Dev)); err == nil {
-		t.Errorf("measuring a vanished layer gave %d and no error", n)
 	}
 }
 
