@@ -2,8 +2,6 @@ package container
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +24,9 @@ import (
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/names"
+	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
 )
@@ -121,32 +121,11 @@ func ContainerName(c *runtime.ContainerMetadata, p *runtime.PodSandboxMetadata) 
 	return fmt.Sprintf("%s_%s_%s_%s_%d", c.GetName(), p.GetName(), p.GetNamespace(), p.GetUid(), c.GetAttempt())
 }
 
-func newID() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // lookup finds a container by ID or unique prefix.
 func (m *Manager) lookup(idOrPrefix string) (*entry, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if e, ok := m.ctrs[idOrPrefix]; ok {
-		return e, nil
-	}
-	var found *entry
-	for id, e := range m.ctrs {
-		if strings.HasPrefix(id, idOrPrefix) {
-			if found != nil {
-				return nil, errdefs.InvalidArgument("container_id", "%q matches more than one container", idOrPrefix)
-			}
-			found = e
-		}
-	}
-	if found == nil {
-		return nil, errdefs.NotFound("container %q not found", idOrPrefix)
-	}
-	return found, nil
+	return ids.Find(m.ctrs, idOrPrefix, "container", "container_id")
 }
 
 // Get returns a container by ID or unique prefix.
@@ -170,19 +149,6 @@ func (m *Manager) List() []*Container {
 	return out
 }
 
-// undo is a stack of steps that reverse what a call created.
-type undo []func() error
-
-func (u *undo) add(f func() error) { *u = append(*u, f) }
-
-func (u undo) run(id string) {
-	for i := len(u) - 1; i >= 0; i-- {
-		if err := u[i](); err != nil {
-			klog.ErrorS(err, "Rolling back CreateContainer", "containerID", id)
-		}
-	}
-}
-
 // Create creates a container in a Ready pod from a validated config and
 // returns its ID. A retry of a call still running gets that call's
 // container.
@@ -195,7 +161,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtime.Contain
 		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready (%s)", sb.ID, sb.Reason)
 	}
 	name := ContainerName(cfg.GetMetadata(), sb.Metadata())
-	id := newID()
+	id := ids.New()
 	var r *names.Reservation
 	for {
 		var owner bool
@@ -226,10 +192,10 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err != nil {
 		return fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
 	}
-	var u undo
+	var u undo.Stack
 	defer func() {
 		if retErr != nil {
-			u.run(id)
+			u.Run(ctx, "CreateContainer", "podSandboxID", sb.ID, "containerID", id)
 		}
 	}()
 
@@ -237,7 +203,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err != nil {
 		return err
 	}
-	u.add(func() error { return m.images.Release(id) })
+	u.Add(func(context.Context) error { return m.images.Release(id) })
 	imgCfg, err := m.imageConfig(img.ID)
 	if err != nil {
 		return err
@@ -252,13 +218,13 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 			return err
 		}
 	}
-	u.add(func() error { return os.RemoveAll(dir) })
-	u.add(func() error { return os.RemoveAll(bundle) })
+	u.Add(func(context.Context) error { return os.RemoveAll(dir) })
+	u.Add(func(context.Context) error { return os.RemoveAll(bundle) })
 	uidMaps, gidMaps := podMappings(sb)
 	if err := mountRootfs(layers, dir, bundle, rootfs, sb.Namespaces[sandbox.NSUser], uidMaps, gidMaps); err != nil {
 		return err
 	}
-	u.add(func() error { return layer.Unmount(rootfs) })
+	u.Add(func(context.Context) error { return layer.Unmount(rootfs) })
 
 	imageVolumes, volumeIDs := map[int]string{}, map[int]string{}
 	for i, mnt := range cfg.GetMounts() {
@@ -350,7 +316,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		if err != nil {
 			return err
 		}
-		u.add(func() error {
+		u.Add(func(context.Context) error {
 			return m.sandboxes.WithShim(sb.ID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
 				return sc.RemoveContainer(context.Background(), id)
 			})
@@ -439,7 +405,7 @@ func hostID(ms []specs.LinuxIDMapping, id uint32) uint32 {
 }
 
 // mountImageVolume mounts an image read-only for a Mount.image (KEP-4639).
-func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount, u *undo) (string, string, error) {
+func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount, u *undo.Stack) (string, string, error) {
 	img, err := m.images.Resolve(mnt.GetImage().GetImage())
 	if err != nil {
 		return "", "", fmt.Errorf("image volume %q: %w", mnt.GetImage().GetImage(), err)
@@ -449,7 +415,7 @@ func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount,
 	if err != nil {
 		return "", "", err
 	}
-	u.add(func() error { return m.images.Release(owner) })
+	u.Add(func(context.Context) error { return m.images.Release(owner) })
 	target := filepath.Join(bundle, "image-volumes", fmt.Sprint(i))
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return "", "", err
@@ -457,7 +423,7 @@ func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount,
 	if err := layer.Mount(layers, "", "", target); err != nil {
 		return "", "", err
 	}
-	u.add(func() error { return layer.Unmount(target) })
+	u.Add(func(context.Context) error { return layer.Unmount(target) })
 	if sub := mnt.GetImageSubPath(); sub != "" {
 		if _, err := os.Stat(filepath.Join(target, filepath.Clean("/"+sub))); err != nil {
 			return "", "", errdefs.InvalidArgument(fmt.Sprintf("config.mounts[%d].image_sub_path", i), "%q does not exist in image %s", sub, img.ID)

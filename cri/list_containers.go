@@ -2,34 +2,13 @@ package cri
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/container"
+	"github.com/huskrt/husk/internal/ids"
 )
-
-// resolvePrefix turns an ID or ID prefix into the one ID it names among
-// ids; an unknown or ambiguous prefix matches nothing.
-func resolvePrefix(ids []string, idOrPrefix string) string {
-	found := ""
-	for _, id := range ids {
-		if id == idOrPrefix {
-			return id
-		}
-		if strings.HasPrefix(id, idOrPrefix) {
-			if found != "" {
-				return "\x00ambiguous"
-			}
-			found = id
-		}
-	}
-	if found == "" {
-		return "\x00none"
-	}
-	return found
-}
 
 // matchContainer applies a ContainerFilter: ID (or unique prefix,
 // resolved into id), state, pod (ID or unique prefix, resolved into pod)
@@ -59,19 +38,24 @@ func matchContainer(c *container.Container, f *runtime.ContainerFilter, id, pod 
 func (s *Server) filterContainers(f *runtime.ContainerFilter) []*container.Container {
 	all := s.containers.List()
 	id, pod := "", ""
+	var ok bool
 	if f.GetId() != "" {
-		ids := make([]string, len(all))
+		list := make([]string, len(all))
 		for i, c := range all {
-			ids[i] = c.ID
+			list[i] = c.ID
 		}
-		id = resolvePrefix(ids, f.GetId())
+		if id, ok = ids.Resolve(list, f.GetId()); !ok {
+			return nil // an unknown or ambiguous prefix matches nothing
+		}
 	}
 	if f.GetPodSandboxId() != "" {
 		var pods []string
 		for _, sb := range s.sandboxes.List() {
 			pods = append(pods, sb.ID)
 		}
-		pod = resolvePrefix(pods, f.GetPodSandboxId())
+		if pod, ok = ids.Resolve(pods, f.GetPodSandboxId()); !ok {
+			return nil
+		}
 	}
 	out := all[:0:0]
 	for _, c := range all {

@@ -2,10 +2,10 @@ package cri
 
 import (
 	"context"
-	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -31,33 +31,17 @@ func matchSandbox(sb *sandbox.Sandbox, f *runtime.PodSandboxFilter, id string) b
 	return true
 }
 
-// resolveID turns a filter's ID or ID prefix into the one sandbox ID it
-// names. An unknown or ambiguous prefix matches nothing: a list filter is
-// not an error.
-func resolveID(all []*sandbox.Sandbox, idOrPrefix string) string {
-	found := ""
-	for _, sb := range all {
-		if sb.ID == idOrPrefix {
-			return sb.ID
-		}
-		if strings.HasPrefix(sb.ID, idOrPrefix) {
-			if found != "" {
-				return "\x00ambiguous"
-			}
-			found = sb.ID
-		}
-	}
-	if found == "" {
-		return "\x00none"
-	}
-	return found
-}
-
 func (s *Server) listSandboxes(f *runtime.PodSandboxFilter) []*runtime.PodSandbox {
 	all := s.sandboxes.List()
 	id := ""
 	if f.GetId() != "" {
-		id = resolveID(all, f.GetId())
+		list := make([]string, len(all))
+		for i, sb := range all {
+			list[i] = sb.ID
+		}
+		if id, _ = ids.Resolve(list, f.GetId()); id == "" {
+			return nil // an unknown or ambiguous prefix matches nothing
+		}
 	}
 	out := make([]*runtime.PodSandbox, 0, len(all))
 	for _, sb := range all {

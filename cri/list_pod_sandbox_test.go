@@ -5,6 +5,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -41,11 +42,15 @@ func TestSandboxFilters(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			id := ""
 			if c.filter.GetId() != "" {
-				id = resolveID(all, c.filter.GetId())
+				list := []string{}
+				for _, sb := range all {
+					list = append(list, sb.ID)
+				}
+				id, _ = ids.Resolve(list, c.filter.GetId())
 			}
 			var got []string
 			for _, sb := range all {
-				if matchSandbox(sb, c.filter, id) {
+				if (c.filter.GetId() == "" || id != "") && matchSandbox(sb, c.filter, id) {
 					got = append(got, sb.ID)
 				}
 			}

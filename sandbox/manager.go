@@ -6,8 +6,6 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -27,7 +25,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/names"
+	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -216,19 +216,13 @@ func PodName(md *runtime.PodSandboxMetadata) string {
 	return fmt.Sprintf("%s_%s_%s_%d", md.GetName(), md.GetNamespace(), md.GetUid(), md.GetAttempt())
 }
 
-func newID() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Run creates and starts a sandbox for a validated config and returns its
 // ID. A retry of a call that is still running gets that call's sandbox
 // (see names). Once started, the work is not abandoned when ctx is
 // cancelled: the result is kept for the caller's retry.
 func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handler string) (string, error) {
 	name := PodName(cfg.GetMetadata())
-	id := newID()
+	id := ids.New()
 	var r *names.Reservation
 	for {
 		var owner bool
@@ -254,21 +248,6 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	return id, nil
 }
 
-// undo is a stack of steps that reverse what a call created.
-type undo []func(context.Context) error
-
-func (u *undo) add(f func(context.Context) error) { *u = append(*u, f) }
-
-func (u undo) run(ctx context.Context, id string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	for i := len(u) - 1; i >= 0; i-- {
-		if err := u[i](ctx); err != nil {
-			klog.ErrorS(err, "Rolling back RunPodSandbox", "podSandboxID", id)
-		}
-	}
-}
-
 func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {
 	start := time.Now()
 	parent := m.cfg.CgroupParent
@@ -289,10 +268,10 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		CgroupPath:     podCgroupPath(parent, id),
 		PidMode:        nsOpts.GetPid(),
 	}
-	var u undo
+	var u undo.Stack
 	defer func() {
 		if retErr != nil {
-			u.run(ctx, id)
+			u.Run(ctx, "RunPodSandbox", "podSandboxID", id)
 		}
 	}()
 
@@ -302,14 +281,14 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := os.Mkdir(rootDir, 0o711); err != nil {
 		return err
 	}
-	u.add(func(context.Context) error { return os.RemoveAll(rootDir) })
+	u.Add(func(context.Context) error { return os.RemoveAll(rootDir) })
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
 	}
 	if err := os.Mkdir(stateDir, 0o711); err != nil {
 		return err
 	}
-	u.add(func(context.Context) error { return os.RemoveAll(stateDir) })
+	u.Add(func(context.Context) error { return os.RemoveAll(stateDir) })
 
 	// 2. Namespaces, pinned before the pause exists (in a pod with its own
 	// user namespace, after: the pause creates them inside it).
@@ -321,7 +300,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		if pinned, err = pinNamespaces(filepath.Join(stateDir, "ns"), plan.Own, cfg.GetHostname()); err != nil {
 			return err
 		}
-		u.add(func(context.Context) error { return unpinNamespaces(pinned) })
+		u.Add(func(context.Context) error { return unpinNamespaces(pinned) })
 	}
 	sb.Namespaces = pinned
 
@@ -334,7 +313,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		if err := mountShm(shm, m.cfg.ShmSize); err != nil {
 			return err
 		}
-		u.add(func(context.Context) error { return unmountAndRemove(shm) })
+		u.Add(func(context.Context) error { return unmountAndRemove(shm) })
 		sb.ShmPath = shm
 	}
 
@@ -356,21 +335,21 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		}
 		return err
 	}
-	u.add(func(ctx context.Context) error { return m.forceStop(ctx, sb, shimPID) })
+	u.Add(func(ctx context.Context) error { return m.forceStop(ctx, sb, shimPID) })
 	if !plan.PinFirst {
 		kinds := append([]string{NSUser}, plan.Own...)
 		pinned, err := pinFromProcess(filepath.Join(stateDir, "ns"), pausePID, kinds)
 		if err != nil {
 			return err
 		}
-		u.add(func(context.Context) error { return unpinNamespaces(pinned) })
+		u.Add(func(context.Context) error { return unpinNamespaces(pinned) })
 		sb.Namespaces = pinned
 	}
 	client, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
 	if err != nil {
 		return fmt.Errorf("connecting to the shim: %w", err)
 	}
-	u.add(func(context.Context) error { return client.Close() })
+	u.Add(func(context.Context) error { return client.Close() })
 
 	// 5. Ready, on disk first.
 	sb.State, sb.ShimPID, sb.PausePID = StateReady, shimPID, pausePID
@@ -471,22 +450,7 @@ func (m *Manager) notReady(p *pod, reason string) {
 func (m *Manager) lookup(idOrPrefix string) (*pod, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if p, ok := m.pods[idOrPrefix]; ok {
-		return p, nil
-	}
-	var found *pod
-	for id, p := range m.pods {
-		if strings.HasPrefix(id, idOrPrefix) {
-			if found != nil {
-				return nil, errdefs.InvalidArgument("pod_sandbox_id", "%q matches more than one sandbox", idOrPrefix)
-			}
-			found = p
-		}
-	}
-	if found == nil {
-		return nil, errdefs.NotFound("pod sandbox %q not found", idOrPrefix)
-	}
-	return found, nil
+	return ids.Find(m.pods, idOrPrefix, "pod sandbox", "pod_sandbox_id")
 }
 
 // Get returns the status of the sandbox with the given ID or unique prefix.

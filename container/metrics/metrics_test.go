@@ -457,8 +457,9 @@ func TestPodMetricsRealCgroup(t *testing.T) {
 	cgPath, cg := testCgroup(t)
 	cmd, release, out := startGated(t, `
 		i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done
+		sleep 30 &
 		echo ready
-		sleep 30 & wait`)
+		wait`)
 	if err := cg.m.Apply(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
