@@ -64,7 +64,7 @@ func podSandboxStatus(sb *sandbox.Sandbox) *runtime.PodSandboxStatus {
 		Metadata:  cfg.GetMetadata(),
 		State:     sb.State.CRI(),
 		CreatedAt: sb.CreatedAt.UnixNano(),
-		Network:   &runtime.PodSandboxNetworkStatus{},
+		Network:   networkStatus(sb.IPs),
 		Linux: &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{
 			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
 		}},
@@ -72,4 +72,18 @@ func podSandboxStatus(sb *sandbox.Sandbox) *runtime.PodSandboxStatus {
 		Annotations:    cfg.GetAnnotations(),
 		RuntimeHandler: sb.RuntimeHandler,
 	}
+}
+
+// networkStatus is the pod's addresses: the first is ip, any others (the
+// second family of a dual-stack pod) additional_ips.
+func networkStatus(ips []string) *runtime.PodSandboxNetworkStatus {
+	st := &runtime.PodSandboxNetworkStatus{}
+	for i, ip := range ips {
+		if i == 0 {
+			st.Ip = ip
+		} else {
+			st.AdditionalIps = append(st.AdditionalIps, &runtime.PodIP{Ip: ip})
+		}
+	}
+	return st
 }

@@ -35,6 +35,16 @@ type Options struct {
 	// UserNamespaces says pods may have their own user namespace: the
 	// kernel stacks ID-mapped layers under an overlay on the image store.
 	UserNamespaces bool
+	// Network is the pods' network (nil: none, NetworkReady false).
+	Network NetworkStatus
+}
+
+// NetworkStatus is what Status and UpdateRuntimeConfig need of CNI.
+type NetworkStatus interface {
+	// Ready is nil when a pod can get a network, else why not.
+	Ready() error
+	// SetPodCIDR gives the built-in network kubelet's pod CIDR.
+	SetPodCIDR(cidr string)
 }
 
 // Server implements RuntimeService and ImageService.

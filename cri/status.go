@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -17,12 +18,7 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 	resp := &runtime.StatusResponse{
 		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
 			{Type: runtime.RuntimeReady, Status: true},
-			{
-				Type:    runtime.NetworkReady,
-				Status:  false,
-				Reason:  "NetworkPluginNotReady",
-				Message: "husk has no pod network yet: pods on their own network namespace get loopback only",
-			},
+			s.networkCondition(),
 		}},
 		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
@@ -39,6 +35,21 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 		resp.Info = map[string]string{"config": s.opts.ConfigJSON, "podCIDR": cidr}
 	}
 	return resp, nil
+}
+
+// networkCondition is NetworkReady: true once a CNI configuration whose
+// plugins are installed is loaded (kubelet schedules no pod-network pod
+// before).
+func (s *Server) networkCondition() *runtime.RuntimeCondition {
+	c := &runtime.RuntimeCondition{Type: runtime.NetworkReady, Status: true}
+	err := errors.New("no CNI network is configured")
+	if s.opts.Network != nil {
+		err = s.opts.Network.Ready()
+	}
+	if err != nil {
+		c.Status, c.Reason, c.Message = false, "NetworkPluginNotReady", err.Error()
+	}
+	return c
 }
 
 // recursiveReadOnlyMounts says whether the kernel has mount_setattr(2)

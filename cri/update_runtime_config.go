@@ -46,5 +46,8 @@ func (s *Server) UpdateRuntimeConfig(_ context.Context, r *runtime.UpdateRuntime
 	if changed {
 		klog.InfoS("Pod CIDR updated", "podCIDR", cidr)
 	}
+	if s.opts.Network != nil {
+		s.opts.Network.SetPodCIDR(cidr)
+	}
 	return &runtime.UpdateRuntimeConfigResponse{}, nil
 }

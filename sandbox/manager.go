@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/names"
 	"github.com/huskrt/husk/internal/undo"
+	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -53,6 +55,62 @@ type Config struct {
 	CreateTimeout time.Duration
 	// StopTimeout bounds how long processes get to die after SIGKILL.
 	StopTimeout time.Duration
+
+	// Network gives pods on their own network an interface; nil gives
+	// them loopback only.
+	Network Network
+}
+
+// Network is CNI, as the sandbox manager uses it (package network).
+type Network interface {
+	Setup(ctx context.Context, p network.Pod) ([]string, error)
+	Teardown(ctx context.Context, p network.Pod) error
+}
+
+// netPod is what CNI is told about a sandbox; netns is its pinned
+// network namespace, or "" once that is gone.
+func netPod(sb *Sandbox, netns string) network.Pod {
+	md := sb.Config.GetMetadata()
+	return network.Pod{
+		ID: sb.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), NetNS: netns,
+		PortMappings: sb.Config.GetPortMappings(), DNS: sb.Config.GetDnsConfig(), Annotations: sb.Config.GetAnnotations(),
+	}
+}
+
+// setupNetwork runs CNI ADD for a pod whose network namespace is pinned.
+func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox, u *undo.Stack) error {
+	if m.cfg.Network == nil || sb.Namespaces[NSNet] == "" {
+		return nil
+	}
+	ips, err := m.cfg.Network.Setup(ctx, netPod(sb, sb.Namespaces[NSNet]))
+	if err != nil {
+		return err
+	}
+	u.Add(func(ctx context.Context) error { return m.cfg.Network.Teardown(ctx, netPod(sb, sb.Namespaces[NSNet])) })
+	sb.IPs = ips
+	return nil
+}
+
+// teardownNetwork runs CNI DEL for a pod, whether or not its namespace is
+// still there.
+func (m *Manager) teardownNetwork(ctx context.Context, sb *Sandbox) error {
+	if m.cfg.Network == nil || HostNetwork(sb.Config) {
+		return nil
+	}
+	return m.cfg.Network.Teardown(ctx, netPod(sb, m.pinnedNetNS(sb.ID)))
+}
+
+// pinnedNetNS is the path of the pod's pinned network namespace, or "" when
+// the pin is gone or no longer a namespace (unmounted by hand, or a record
+// from before pinning): plugins skip the in-namespace part of DEL for "",
+// but fail on a path that is not a namespace.
+func (m *Manager) pinnedNetNS(id string) string {
+	p := filepath.Join(m.stateDir(id), "ns", NSNet)
+	var fs unix.Statfs_t
+	if err := unix.Statfs(p, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return ""
+	}
+	return p
 }
 
 // Manager runs pod sandboxes. Its methods are safe for concurrent use;
@@ -317,7 +375,14 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		sb.ShmPath = shm
 	}
 
-	// 4. The shim, which starts the pause.
+	// 4. The network, before the pause: a pod whose CNI fails never runs.
+	if plan.PinFirst {
+		if err := m.setupNetwork(ctx, sb, &u); err != nil {
+			return err
+		}
+	}
+
+	// 5. The shim, which starts the pause.
 	spec := pauseSpec(pauseSpecInput{
 		Config: cfg, Rootfs: m.pauseRootfs, CgroupPath: sb.CgroupPath,
 		Pinned: pinned, NewPID: plan.NewPID, OOMScoreAdjFloor: m.oomFloor,
@@ -344,6 +409,9 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		}
 		u.Add(func(context.Context) error { return unpinNamespaces(pinned) })
 		sb.Namespaces = pinned
+		if err := m.setupNetwork(ctx, sb, &u); err != nil {
+			return err
+		}
 	}
 	client, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
 	if err != nil {
@@ -351,7 +419,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	}
 	u.Add(func(context.Context) error { return client.Close() })
 
-	// 5. Ready, on disk first.
+	// 6. Ready, on disk first.
 	sb.State, sb.ShimPID, sb.PausePID = StateReady, shimPID, pausePID
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
@@ -529,6 +597,14 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
 		}
 		m.observer.Snapshot(cur.ID, m.lastSnapshot(cur.ID), true)
+	}
+	if !cur.NetworkDown {
+		if err := m.teardownNetwork(ctx, cur); err != nil {
+			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
+		}
+		if err := p.update(func(s *Sandbox) { s.NetworkDown = true }); err != nil {
+			return err
+		}
 	}
 	if cur.ShmPath != "" {
 		if err := unmountAndRemove(cur.ShmPath); err != nil {

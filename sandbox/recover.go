@@ -131,6 +131,12 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 			return err
 		}
 	}
+	// The record of an interrupted creation does not say whether CNI ADD
+	// ran: DEL anyway (from libcni's cache when ADD returned, else with the
+	// pod's config, port mappings included, and the current network).
+	if err := m.teardownNetwork(ctx, sb); err != nil {
+		return err
+	}
 	return m.removeFiles(sb)
 }
 

@@ -86,6 +86,11 @@ type Sandbox struct {
 	// Stopped is set once StopPodSandbox has released the pod's processes
 	// and mounts; a NotReady sandbox without it still needs cleaning.
 	Stopped bool
+
+	// IPs are the pod's addresses from CNI, the first the primary.
+	IPs []string
+	// NetworkDown is set once CNI DEL has run for the pod.
+	NetworkDown bool
 }
 
 func (s *Sandbox) clone() *Sandbox {
@@ -113,6 +118,8 @@ type record struct {
 	PidMode        int32             `json:"pidMode"`
 	Reason         string            `json:"reason,omitempty"`
 	Stopped        bool              `json:"stopped,omitempty"`
+	IPs            []string          `json:"ips,omitempty"`
+	NetworkDown    bool              `json:"networkDown,omitempty"`
 }
 
 const recordVersion = 1
@@ -127,7 +134,7 @@ func (s *Sandbox) marshal() ([]byte, error) {
 		CreatedAt: s.CreatedAt, Config: cfg, RuntimeHandler: s.RuntimeHandler,
 		ShimPID: s.ShimPID, PausePID: s.PausePID, CgroupPath: s.CgroupPath,
 		Namespaces: s.Namespaces, ShmPath: s.ShmPath, PidMode: int32(s.PidMode),
-		Reason: s.Reason, Stopped: s.Stopped,
+		Reason: s.Reason, Stopped: s.Stopped, IPs: s.IPs, NetworkDown: s.NetworkDown,
 	})
 }
 
@@ -147,7 +154,7 @@ func unmarshalSandbox(b []byte) (*Sandbox, error) {
 		ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, Config: cfg, RuntimeHandler: r.RuntimeHandler,
 		ShimPID: r.ShimPID, PausePID: r.PausePID, CgroupPath: r.CgroupPath,
 		Namespaces: r.Namespaces, ShmPath: r.ShmPath, PidMode: runtime.NamespaceMode(r.PidMode),
-		Reason: r.Reason, Stopped: r.Stopped,
+		Reason: r.Reason, Stopped: r.Stopped, IPs: r.IPs, NetworkDown: r.NetworkDown,
 	}
 	switch r.State {
 	case "creating":

@@ -20,6 +20,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			RuntimeHandler: "husk", ShimPID: 10, PausePID: 11, CgroupPath: "/x/abc",
 			Namespaces: map[string]string{NSNet: "/s/net"}, ShmPath: "/s/shm",
 			PidMode: runtime.NamespaceMode_NODE, Reason: "stopped", Stopped: true,
+			IPs: []string{"10.88.0.5", "fd00::5"}, NetworkDown: true,
 		}
 		b, err := in.marshal()
 		if err != nil {

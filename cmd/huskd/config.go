@@ -23,6 +23,16 @@ type Config struct {
 	Runtime  RuntimeConfig  `toml:"runtime" json:"runtime"`
 	Image    ImageConfig    `toml:"image" json:"image"`
 	Registry RegistryConfig `toml:"registry" json:"registry"`
+	CNI      CNIConfig      `toml:"cni" json:"cni"`
+}
+
+// CNIConfig is the [cni] table.
+type CNIConfig struct {
+	ConfDir string   `toml:"conf_dir" json:"conf_dir" comment:"Network configurations; the first .conflist/.conf/.json by name wins. Watched."`
+	BinDirs []string `toml:"bin_dirs" json:"bin_dirs" comment:"Where CNI plugin binaries are looked up (Debian's containernetworking-plugins install to /usr/lib/cni)."`
+	// The network used when conf_dir holds none.
+	Bridge string `toml:"bridge" json:"bridge" comment:"Built-in network (used when conf_dir is empty): the bridge's name."`
+	Subnet string `toml:"subnet" json:"subnet" comment:"Built-in network: the pods' subnet(s), comma-separated; kubelet's pod CIDR replaces it."`
 }
 
 // ImageConfig is the [image] table.
@@ -81,6 +91,12 @@ func defaultConfig() Config {
 		},
 		Image:    ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3},
 		Registry: RegistryConfig{ConfigPath: "/etc/husk/certs.d"},
+		CNI: CNIConfig{
+			ConfDir: "/etc/cni/net.d",
+			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
+			Bridge:  "husk0",
+			Subnet:  "10.88.0.0/16",
+		},
 	}
 }
 
@@ -129,6 +145,9 @@ func (c *Config) validate() error {
 	}
 	if c.Image.ProgressTimeout <= 0 || c.Image.MaxConcurrentDownloads <= 0 {
 		return fmt.Errorf("image: progress_timeout and max_concurrent_downloads must be positive")
+	}
+	if c.CNI.Bridge == "" || len(c.CNI.Bridge) > 15 {
+		return fmt.Errorf("cni.bridge: %q is not a valid interface name (1-15 bytes)", c.CNI.Bridge)
 	}
 	if c.Runtime.ShmSize <= 0 {
 		return fmt.Errorf("runtime.shm_size: must be positive")

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestLoadConfig(t *testing.T) {
 		errHas   string
 	}{
 		{name: "missing default file means defaults", check: func(t *testing.T, c Config) {
-			if c != defaultConfig() {
+			if !reflect.DeepEqual(c, defaultConfig()) {
 				t.Errorf("config %+v, want defaults", c)
 			}
 		}},
@@ -71,7 +72,7 @@ func TestPrintedConfigRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatalf("printed config does not load: %v\n%s", err, c.toml())
 	}
-	if got != c {
+	if !reflect.DeepEqual(got, c) {
 		t.Errorf("round trip: %+v, want %+v", got, c)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/huskrt/husk/cri"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
+	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -95,8 +96,19 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	defer unlock()
 
+	nets, err := network.New(network.Config{
+		ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs,
+		CacheDir:   filepath.Join(cfg.Root, "cni", "cache"),
+		BridgeName: cfg.CNI.Bridge, Subnet: cfg.CNI.Subnet,
+		IPAMDataDir: filepath.Join(cfg.Root, "cni", "networks"),
+	})
+	if err != nil {
+		return err
+	}
+	defer nets.Close()
 	mgr, err := sandbox.New(sandbox.Config{
-		Root: cfg.Root, State: cfg.State,
+		Network: nets,
+		Root:    cfg.Root, State: cfg.State,
 		ShimPath: cfg.Runtime.ShimPath, RuncPath: cfg.Runtime.RuncPath, PausePath: cfg.Runtime.PausePath,
 		CgroupParent: cfg.Runtime.CgroupParent, ShmSize: cfg.Runtime.ShmSize,
 		HostResolvConf: "/etc/resolv.conf", HostHosts: "/etc/hosts",
@@ -128,7 +140,7 @@ func run(ctx context.Context, cfg Config) error {
 		klog.InfoS("Pods cannot have their own user namespace on this node", "reason", err.Error())
 	}
 	cfgJSON, _ := json.Marshal(statusConfig{Config: cfg, StateDir: filepath.Join(cfg.Root, "images")})
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns}, mgr, images, containers)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 

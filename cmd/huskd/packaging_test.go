@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"testing"
 )
@@ -23,7 +24,7 @@ func TestPackagedConfigShowsTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("packaging/config.toml, uncommented: %v", err)
 	}
-	if got != defaultConfig() {
+	if !reflect.DeepEqual(got, defaultConfig()) {
 		t.Errorf("packaging/config.toml shows %+v\nbut the defaults are %+v\nregenerate it from `huskd --print-config`", got, defaultConfig())
 	}
 }

@@ -10,10 +10,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +53,8 @@ type Huskd struct {
 	State   string
 	Sock    string
 	LogPath string
+	// Bridge is the built-in network's bridge of this huskd.
+	Bridge string
 	// Args are extra huskd arguments, kept across restarts.
 	Args []string
 
@@ -65,14 +70,52 @@ type Huskd struct {
 }
 
 // Config writes a huskd config file for the test and returns the
-// arguments that make huskd read it.
+// arguments that make huskd read it. Unless toml has a [cni] table, the
+// test gets a network of its own: an empty CNI configuration directory (so
+// the built-in network), a bridge named hk<random> and a random /24 in
+// 10.100.0.0/14, and the bridge is deleted when the test ends; host
+// settings the bridge plugin changes are put back.
 func Config(t testing.TB, toml string) []string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "config.toml")
+	dir := t.TempDir()
+	if !strings.Contains(toml, "[cni]") {
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		bridge := fmt.Sprintf("hk%x", b)
+		toml += fmt.Sprintf("\n[cni]\nconf_dir = %q\nbridge = %q\nsubnet = \"10.%d.%d.0/24\"\n",
+			filepath.Join(dir, "net.d"), bridge, 100+int(b[0])%4, b[1])
+		restoreSysctl(t, "/proc/sys/net/ipv4/ip_forward")
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	}
+	p := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return []string{"--config", p}
+}
+
+// restoreSysctl puts a host setting back as it was when the test ends.
+func restoreSysctl(t testing.TB, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	t.Cleanup(func() { _ = os.WriteFile(path, b, 0o644) })
+}
+
+var bridgeRE = regexp.MustCompile(`(?m)^bridge = "([^"]+)"`)
+
+// bridgeOf is the bridge named in a config file given in args.
+func bridgeOf(args []string) string {
+	for i, a := range args {
+		if a == "--config" && i+1 < len(args) {
+			b, _ := os.ReadFile(args[i+1])
+			if m := bridgeRE.FindSubmatch(b); m != nil {
+				return string(m[1])
+			}
+		}
+	}
+	return ""
 }
 
 // Start starts huskd with its own directories and waits until it is ready.
@@ -92,8 +135,14 @@ func Start(t testing.TB, args ...string) *Huskd {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
+	if i := slices.Index(args, "--config"); i < 0 {
+		args = append(args, Config(t, "")...)
+	} else if b, _ := os.ReadFile(args[i+1]); !strings.Contains(string(b), "[cni]") {
+		// Else its pods would join the node's own husk0 network.
+		t.Fatalf("config %s has no [cni] section: make it with huskdtest.Config", args[i+1])
+	}
 	h := &Huskd{
-		t: t, Bin: bin, Dir: dir,
+		t: t, Bin: bin, Dir: dir, Bridge: bridgeOf(args),
 		Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		Sock: filepath.Join(dir, "husk.sock"), LogPath: filepath.Join(dir, "huskd.log"),
 		Args: args,
@@ -266,6 +315,33 @@ func (h *Huskd) Leaks() []string {
 	}
 	for _, c := range h.podCgroups() {
 		leaks = append(leaks, "cgroup "+c)
+	}
+	return append(leaks, h.networkLeaks()...)
+}
+
+// networkLeaks lists veths still on the bridge, IP leases still held in
+// the built-in network, and iptables rules naming one of the pods.
+func (h *Huskd) networkLeaks() []string {
+	var leaks []string
+	if h.Bridge != "" {
+		out, _ := exec.Command("ip", "-o", "link", "show", "master", h.Bridge).Output()
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != "" {
+				leaks = append(leaks, "veth "+strings.Fields(line)[1])
+			}
+		}
+	}
+	leases, _ := filepath.Glob(filepath.Join(h.Root, "cni", "networks", "*", "*"))
+	for _, l := range leases {
+		if b := filepath.Base(l); b != "lock" && !strings.HasPrefix(b, "last_reserved_ip") {
+			leaks = append(leaks, "IP lease "+l)
+		}
+	}
+	rules, _ := exec.Command("iptables-save").Output()
+	for _, id := range h.podIDsSeen() {
+		if strings.Contains(string(rules), id) {
+			leaks = append(leaks, "iptables rules of pod "+id)
+		}
 	}
 	return leaks
 }

@@ -3,12 +3,17 @@
 //
 //	husktest syscall keyctl   prints "ok" or the errno name (EPERM under a
 //	                          seccomp profile that blocks keyctl)
+//	husktest get URL          prints the body of an HTTP GET (Debian's
+//	                          busybox wget segfaults)
 package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"syscall"
+	"time"
 )
 
 func errname(errno syscall.Errno) string {
@@ -25,9 +30,30 @@ func errname(errno syscall.Errno) string {
 	return fmt.Sprintf("errno %d", int(errno))
 }
 
+func get(url string) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
+}
+
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		if err := get(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) != 3 || os.Args[1] != "syscall" {
-		fmt.Fprintln(os.Stderr, "usage: husktest syscall keyctl")
+		fmt.Fprintln(os.Stderr, "usage: husktest syscall keyctl | husktest get URL")
 		os.Exit(2)
 	}
 	switch os.Args[2] {

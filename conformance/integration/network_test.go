@@ -1,0 +1,343 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/conformance/huskdtest"
+)
+
+func podIP(t *testing.T, h *huskdtest.Huskd, id string) string {
+	t.Helper()
+	st, _ := h.PodInfo(id)
+	ip := st.GetNetwork().GetIp()
+	if _, err := netip.ParseAddr(ip); err != nil {
+		t.Fatalf("pod %s has IP %q", id[:12], ip)
+	}
+	return ip
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// webServer is a container serving body on :80 with busybox's httpd.
+func webServer(name, body string) *runtime.ContainerConfig {
+	return ctrConfig(name, "sh", "-c", fmt.Sprintf("mkdir -p /www && echo %s > /www/index.html && exec httpd -f -p 80 -h /www", body))
+}
+
+func TestPodNetwork(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	port := freePort(t)
+	a, aCfg := podWithLogs(t, h, "net-a", func(c *runtime.PodSandboxConfig) {
+		c.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(port)}}
+	})
+	b, bCfg := podWithLogs(t, h, "net-b", nil)
+	ipA, ipB := podIP(t, h, a), podIP(t, h, b)
+	if ipA == ipB {
+		t.Fatalf("both pods have IP %s", ipA)
+	}
+	_, infoA := h.PodInfo(a)
+	if out := nsenter(t, "--net="+infoA.Namespaces["net"], "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, ipA+"/") {
+		t.Errorf("eth0 in pod a: %s, want %s", out, ipA)
+	}
+	runCtr(t, h, a, aCfg, webServer("web", "hello-from-a"))
+
+	// Pod b reaches pod a over the bridge.
+	var out string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st *runtime.ContainerStatus
+		st, out = runToExit(t, h, b, bCfg, ctrConfig(fmt.Sprintf("get-%d", time.Now().UnixNano()), "husktest", "get", "http://"+ipA+"/"))
+		out = fmt.Sprintf("exit %d %s %s: %s", st.GetExitCode(), st.GetReason(), st.GetMessage(), out)
+		if strings.Contains(out, "hello-from-a") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod b (%s) cannot fetch pod a's page at %s: %s", ipB, ipA, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The host reaches the container through its hostPort on 127.0.0.1.
+	var body []byte
+	huskdtest.Eventually(t, 10*time.Second, "127.0.0.1:hostPort answers", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "hello-from-a")
+	})
+
+	// Stopping the pod frees its hostPort and its address.
+	if err := h.Runtime.StopPodSandbox(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	if resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		resp.Body.Close()
+		t.Errorf("hostPort %d still answers after StopPodSandbox", port)
+	}
+	if err := h.Runtime.StopPodSandbox(ctx, a); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+	for _, id := range []string{a, b} {
+		if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left after removing the pods: %v", leaks)
+	}
+}
+
+func TestHostNetworkPodSkipsCNI(t *testing.T) {
+	h := huskdtest.Start(t)
+	cfg := huskdtest.PodConfig("hostnet")
+	cfg.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+	id := h.RunPod(cfg)
+	st, info := h.PodInfo(id)
+	if st.GetNetwork().GetIp() != "" || huskdtest.NS(t, info.Pid, "net") != huskdtest.NS(t, os.Getpid(), "net") {
+		t.Errorf("host-network pod: ip %q", st.GetNetwork().GetIp())
+	}
+	if leases, _ := filepath.Glob(filepath.Join(h.Root, "cni", "networks", "*", "10.*")); len(leases) != 0 {
+		t.Errorf("a host-network pod holds a lease: %v", leases)
+	}
+}
+
+// A plugin that fails after the bridge plugin has set up the pod's
+// interface: the bridge's work is undone and the error says what failed.
+func TestFailingPluginIsRolledBack(t *testing.T) {
+	dir := t.TempDir()
+	bin, conf := filepath.Join(dir, "bin"), filepath.Join(dir, "net.d")
+	for _, d := range []string{bin, conf} {
+		_ = os.MkdirAll(d, 0o755)
+	}
+	script := "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then echo '{\"cniVersion\":\"1.0.0\",\"code\":100,\"msg\":\"refused by the test plugin\"}'; exit 1; fi\necho '{}'\n"
+	_ = os.WriteFile(filepath.Join(bin, "failer"), []byte(script), 0o755)
+	bridge := fmt.Sprintf("hkf%d", time.Now().UnixNano()%100000)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	_ = os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "test",
+		"plugins": [{"type": "bridge", "bridge": %q, "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.103.7.0/24"}]], "dataDir": %q}},
+		            {"type": "failer"}]}`, bridge, filepath.Join(dir, "ipam"))), 0o644)
+	h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[cni]\nconf_dir = %q\nbin_dirs = [%q, \"/usr/lib/cni\"]\n", conf, bin))...)
+	_, err := h.Runtime.RunPodSandbox(context.Background(), huskdtest.PodConfig("failing"), "")
+	if err == nil || !strings.Contains(err.Error(), "refused by the test plugin") {
+		t.Fatalf("RunPodSandbox: %v, want the plugin's message", err)
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("a failed CNI ADD left: %v", leaks)
+	}
+	if out, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).Output(); len(out) != 0 {
+		t.Errorf("veths left on %s: %s", bridge, out)
+	}
+	if leases, _ := filepath.Glob(filepath.Join(dir, "ipam", "test", "10.*")); len(leases) != 0 {
+		t.Errorf("leases left: %v", leases)
+	}
+}
+
+func TestManyPodsLeaveNoNetworkBehind(t *testing.T) {
+	h := huskdtest.Start(t)
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 20; i++ {
+		cfg := huskdtest.PodConfig(fmt.Sprintf("many-%02d", i))
+		cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(freePort(t))}}
+		ids = append(ids, h.RunPod(cfg))
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		ip := podIP(t, h, id)
+		if seen[ip] {
+			t.Errorf("IP %s given twice", ip)
+		}
+		seen[ip] = true
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); !strings.Contains(string(out), ids[0]) {
+		t.Errorf("no hostPort rule names pod %s: the leak check below would prove nothing", ids[0])
+	}
+	for _, id := range ids {
+		if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("20 pods left: %v", leaks)
+	}
+}
+
+func TestCNIDelAfterRestart(t *testing.T) {
+	h := huskdtest.Start(t)
+	ctx := context.Background()
+	id := h.RunPod(huskdtest.PodConfig("restart-net"))
+	ip := podIP(t, h, id)
+	lease := filepath.Join(h.Root, "cni", "networks", "husk", ip)
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("no lease for %s: %v", ip, err)
+	}
+	h.Kill()
+	h.Launch()
+	if got := podIP(t, h, id); got != ip {
+		t.Errorf("after restart the pod reports %s, had %s", got, ip)
+	}
+	if err := h.Runtime.StopPodSandbox(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Errorf("lease %s still held after StopPodSandbox following a restart: %v", lease, err)
+	}
+}
+
+// StopPodSandbox's CNI DEL when the pause process is gone: the pinned
+// namespace keeps the pod's interface, so everything is undone.
+func TestStopAfterPauseIsGone(t *testing.T) {
+	h := huskdtest.Start(t)
+	ctx := context.Background()
+	id := h.RunPod(huskdtest.PodConfig("paused-gone"))
+	lease := filepath.Join(h.Root, "cni", "networks", "husk", podIP(t, h, id))
+	_, info := h.PodInfo(id)
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Runtime.StopPodSandbox(ctx, id); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Errorf("lease %s still held: %v", lease, err)
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left: %v", leaks)
+	}
+}
+
+// When the namespace itself is gone (its pin unmounted by hand), DEL still
+// runs: the lease is freed and the veth died with the namespace. The
+// bridge plugin's masquerade rules are not removed: it learns the
+// addresses to remove from the interface inside the namespace, as it does
+// under containerd and CRI-O; the test removes them itself.
+func TestStopAfterNetnsIsGone(t *testing.T) {
+	h := huskdtest.Start(t)
+	ctx := context.Background()
+	id := h.RunPod(huskdtest.PodConfig("netns-gone"))
+	t.Cleanup(func() { removeNATRulesOf(t, id) })
+	lease := filepath.Join(h.Root, "cni", "networks", "husk", podIP(t, h, id))
+	_, info := h.PodInfo(id)
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Unmount(info.Namespaces["net"], syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Runtime.StopPodSandbox(ctx, id); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Errorf("lease %s still held: %v", lease, err)
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	huskdtest.Eventually(t, 5*time.Second, "no veth left on the bridge", func() bool {
+		out, _ := exec.Command("ip", "-o", "link", "show", "master", h.Bridge).Output()
+		return len(out) == 0
+	})
+}
+
+// removeNATRulesOf deletes the nat rules and chains whose comment names pod
+// id.
+func removeNATRulesOf(t *testing.T, id string) {
+	out, err := exec.Command("iptables", "-t", "nat", "-S").Output()
+	if err != nil {
+		t.Logf("iptables -S: %v", err)
+		return
+	}
+	chains := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "-A" || !strings.Contains(line, id) {
+			continue
+		}
+		if strings.HasPrefix(f[1], "CNI-") {
+			chains[f[1]] = true
+			continue
+		}
+		if err := exec.Command("sh", "-c", "iptables -t nat -D "+strings.TrimPrefix(line, "-A ")).Run(); err != nil {
+			t.Logf("removing %q: %v", line, err)
+		}
+	}
+	for c := range chains {
+		_ = exec.Command("iptables", "-t", "nat", "-F", c).Run()
+		_ = exec.Command("iptables", "-t", "nat", "-X", c).Run()
+	}
+}
+
+func TestNetworkReadyFollowsTheConfigDirectory(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "net.d")
+	_ = os.MkdirAll(conf, 0o755)
+	bridge := fmt.Sprintf("hkr%d", time.Now().UnixNano()%100000)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	broken := filepath.Join(conf, "10-net.conflist")
+	_ = os.WriteFile(broken, []byte(`{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "nosuchplugin"}]}`), 0o644)
+	h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[cni]\nconf_dir = %q\n", conf))...)
+	ctx := context.Background()
+	netReady := func() *runtime.RuntimeCondition {
+		st, err := h.Runtime.Status(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.GetStatus().GetConditions() {
+			if c.Type == runtime.NetworkReady {
+				return c
+			}
+		}
+		t.Fatal("no NetworkReady condition")
+		return nil
+	}
+	if c := netReady(); c.Status || c.Reason != "NetworkPluginNotReady" || !strings.Contains(c.Message, "nosuchplugin") {
+		t.Errorf("with a plugin missing: %v", c)
+	}
+	if _, err := h.Runtime.RunPodSandbox(ctx, huskdtest.PodConfig("early"), ""); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("RunPodSandbox without a network: %v, want FailedPrecondition", err)
+	}
+	_ = os.WriteFile(broken, []byte(fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge", "bridge": %q,
+		"ipam": {"type": "host-local", "ranges": [[{"subnet": "10.103.9.0/24"}]], "dataDir": %q}}]}`, bridge, filepath.Join(dir, "ipam"))), 0o644)
+	huskdtest.Eventually(t, 5*time.Second, "NetworkReady turns true", func() bool { return netReady().Status })
+	id := h.RunPod(huskdtest.PodConfig("late"))
+	if ip := podIP(t, h, id); !strings.HasPrefix(ip, "10.103.9.") {
+		t.Errorf("pod IP %s is not from the new configuration", ip)
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// Without any configuration, the built-in network.
+	_ = os.Remove(broken)
+	huskdtest.Eventually(t, 5*time.Second, "the built-in network is back", func() bool { return netReady().Status })
+}

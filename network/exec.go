@@ -1,0 +1,81 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	goruntime "runtime"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+)
+
+// pluginExec runs CNI plugins as libcni's RawExec does, except that a
+// plugin dies with huskd. An ADD that outlived a crashed huskd would finish
+// with nobody to record it: libcni caches an attachment only after ADD
+// returns, so recovery could not know to undo it, and a DEL racing the
+// orphan could run before the orphan allocated its lease.
+type pluginExec struct {
+	*invoke.RawExec
+	version.PluginDecoder
+}
+
+var _ invoke.Exec = (*pluginExec)(nil)
+
+func newPluginExec() *pluginExec {
+	return &pluginExec{RawExec: &invoke.RawExec{}}
+}
+
+func (e *pluginExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		var stdout, stderr bytes.Buffer
+		c := exec.CommandContext(ctx, pluginPath)
+		c.Env = environ
+		c.Stdin = bytes.NewReader(stdin)
+		c.Stdout, c.Stderr = &stdout, &stderr
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		err := runOnOwnThread(c)
+		if err == nil {
+			return stdout.Bytes(), nil
+		}
+		// A plugin binary being replaced is busy for a moment.
+		if errors.Is(err, syscall.ETXTBSY) && attempt < 5 {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		return nil, pluginError(err, stdout.Bytes(), stderr.Bytes())
+	}
+}
+
+// pluginError is the CNI error a failed plugin printed on stdout, or one
+// made from its stderr or exit status when it printed none.
+func pluginError(err error, stdout, stderr []byte) error {
+	if len(stdout) > 0 {
+		var e types.Error
+		if jerr := json.Unmarshal(stdout, &e); jerr == nil && e.Msg != "" {
+			return &e
+		}
+		return &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("plugin failed (%v) with output %q", err, stdout)}
+	}
+	if len(stderr) > 0 {
+		return &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("plugin failed (%v): %s", err, bytes.TrimSpace(stderr))}
+	}
+	return &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("plugin failed with no message: %v", err)}
+}
+
+// runOnOwnThread runs c while holding the OS thread that forks it. The
+// kernel sends Pdeathsig when that thread, not the process, exits, and Go
+// ends threads that a goroutine leaves locked (the sandbox manager's
+// namespace work does): unlocked, a plugin could be killed mid-ADD by an
+// unrelated goroutine finishing.
+func runOnOwnThread(c *exec.Cmd) error {
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	return c.Run()
+}
