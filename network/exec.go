@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os/exec"
 	goruntime "runtime"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+	"k8s.io/klog/v2"
 )
 
 // pluginExec runs CNI plugins as libcni's RawExec does, except that a
@@ -40,7 +42,9 @@ func (e *pluginExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []
 		c.Stdin = bytes.NewReader(stdin)
 		c.Stdout, c.Stderr = &stdout, &stderr
 		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		t0 := time.Now()
 		err := runOnOwnThread(c)
+		klog.V(4).InfoS("CNI plugin ran", "plugin", pluginPath, "command", envValue(environ, "CNI_COMMAND"), "podSandboxID", envValue(environ, "CNI_CONTAINERID"), "duration", time.Since(t0), "err", err)
 		if err == nil {
 			return stdout.Bytes(), nil
 		}
@@ -78,4 +82,13 @@ func runOnOwnThread(c *exec.Cmd) error {
 	goruntime.LockOSThread()
 	defer goruntime.UnlockOSThread()
 	return c.Run()
+}
+
+func envValue(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }

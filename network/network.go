@@ -142,7 +142,7 @@ func (m *Manager) load() (*libcni.NetworkConfigList, string, error) {
 	m.mu.RLock()
 	cidr := m.podCIDR
 	m.mu.RUnlock()
-	b, err := builtin(m.cfg, cidr)
+	b, err := Builtin(m.cfg, cidr)
 	if err != nil {
 		return nil, "", err
 	}
@@ -187,10 +187,12 @@ func (m *Manager) SetPodCIDR(cidr string) {
 	}
 }
 
-// builtin is the network a node gets without configuration: bridge with
-// host-local IPAM on the pod CIDR (or the configured subnet), portmap for
-// hostPorts, bandwidth for the kubernetes.io/*-bandwidth annotations.
-func builtin(cfg Config, podCIDR string) ([]byte, error) {
+// Builtin is the conflist of the network a node gets without
+// configuration: bridge with host-local IPAM on the pod CIDR (or the
+// configured subnet), portmap for hostPorts, bandwidth for the
+// kubernetes.io/*-bandwidth annotations. Exported so that benchmarks can
+// give other runtimes the very same plugins.
+func Builtin(cfg Config, podCIDR string) ([]byte, error) {
 	var ranges [][]map[string]string
 	var routes []map[string]string
 	subnets := cfg.Subnet

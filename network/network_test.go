@@ -67,7 +67,7 @@ func TestRuntimeConf(t *testing.T) {
 }
 
 func TestBuiltin(t *testing.T) {
-	b, err := builtin(Config{BridgeName: "husk0", Subnet: "10.88.0.0/16", IPAMDataDir: "/x"}, "")
+	b, err := Builtin(Config{BridgeName: "husk0", Subnet: "10.88.0.0/16", IPAMDataDir: "/x"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +76,11 @@ func TestBuiltin(t *testing.T) {
 			t.Errorf("built-in config lacks %s: %s", want, b)
 		}
 	}
-	b, err = builtin(Config{BridgeName: "husk0", Subnet: "10.88.0.0/16"}, "10.244.1.0/24,fd00:1::/64")
+	b, err = Builtin(Config{BridgeName: "husk0", Subnet: "10.88.0.0/16"}, "10.244.1.0/24,fd00:1::/64")
 	if err != nil || !strings.Contains(string(b), `"subnet":"10.244.1.0/24"`) || !strings.Contains(string(b), `"subnet":"fd00:1::/64"`) || !strings.Contains(string(b), `"dst":"::/0"`) {
 		t.Errorf("with a dual-stack pod CIDR: %s, %v", b, err)
 	}
-	if _, err := builtin(Config{Subnet: "nonsense"}, ""); err == nil {
+	if _, err := Builtin(Config{Subnet: "nonsense"}, ""); err == nil {
 		t.Error("a bad subnet was accepted")
 	}
 }

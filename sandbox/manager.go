@@ -77,18 +77,36 @@ func netPod(sb *Sandbox, netns string) network.Pod {
 	}
 }
 
-// setupNetwork runs CNI ADD for a pod whose network namespace is pinned.
-func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox, u *undo.Stack) error {
+// startNetwork starts CNI ADD for a pod whose network namespace is pinned
+// and returns the wait for its outcome, which records the pod's IPs. The
+// undo it registers waits for ADD too, so that a pod failing elsewhere
+// meanwhile is never torn down under a running plugin.
+func (m *Manager) startNetwork(ctx context.Context, sb *Sandbox, u *undo.Stack) (wait func() error) {
 	if m.cfg.Network == nil || sb.Namespaces[NSNet] == "" {
-		return nil
+		return func() error { return nil }
 	}
-	ips, err := m.cfg.Network.Setup(ctx, netPod(sb, sb.Namespaces[NSNet]))
-	if err != nil {
+	pod := netPod(sb, sb.Namespaces[NSNet])
+	done := make(chan struct{})
+	var ips []string
+	var err error
+	go func() {
+		defer close(done)
+		ips, err = m.cfg.Network.Setup(ctx, pod)
+	}()
+	u.Add(func(ctx context.Context) error {
+		<-done
+		if err != nil {
+			return nil // Setup undid its own work
+		}
+		return m.cfg.Network.Teardown(ctx, pod)
+	})
+	return func() error {
+		<-done
+		if err == nil {
+			sb.IPs = ips
+		}
 		return err
 	}
-	u.Add(func(ctx context.Context) error { return m.cfg.Network.Teardown(ctx, netPod(sb, sb.Namespaces[NSNet])) })
-	sb.IPs = ips
-	return nil
 }
 
 // teardownNetwork runs CNI DEL for a pod, whether or not its namespace is
@@ -375,11 +393,11 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		sb.ShmPath = shm
 	}
 
-	// 4. The network, before the pause: a pod whose CNI fails never runs.
+	// 4. The network, while the shim starts the pause: ADD needs only the
+	// pinned namespace and the pause needs no network, so they overlap.
+	networkUp := func() error { return nil }
 	if plan.PinFirst {
-		if err := m.setupNetwork(ctx, sb, &u); err != nil {
-			return err
-		}
+		networkUp = m.startNetwork(ctx, sb, &u)
 	}
 
 	// 5. The shim, which starts the pause.
@@ -409,9 +427,10 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		}
 		u.Add(func(context.Context) error { return unpinNamespaces(pinned) })
 		sb.Namespaces = pinned
-		if err := m.setupNetwork(ctx, sb, &u); err != nil {
-			return err
-		}
+		networkUp = m.startNetwork(ctx, sb, &u)
+	}
+	if err := networkUp(); err != nil {
+		return err
 	}
 	client, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
 	if err != nil {

@@ -42,7 +42,10 @@ type runtimeUnderTest struct {
 	samples map[string][]time.Duration
 }
 
-func runtimes(b *testing.B) []*runtimeUnderTest {
+// With podNetwork, containerd gets a CNI config directory holding husk's
+// built-in network (its own bridge and subnet), so that both run the same
+// plugins; without it, only host-network pods can run on containerd.
+func runtimes(b *testing.B, podNetwork bool) []*runtimeUnderTest {
 	b.Helper()
 	reg := images.StartRegistry(b)
 	bb, err := images.BusyboxPath()
@@ -59,7 +62,11 @@ func runtimes(b *testing.B) []*runtimeUnderTest {
 	h := huskdtest.Start(b, huskdtest.Config(b, fmt.Sprintf("[registry]\nconfig_path = %q\n", hostsDir))...)
 	out := []*runtimeUnderTest{{name: "husk", rt: h.Runtime, images: h.Images, pid: h.PID}}
 	if _, err := exec.LookPath("containerd"); err == nil {
-		c := containerdtest.Start(b, containerdtest.Options{HostsDir: hostsDir})
+		opts := containerdtest.Options{HostsDir: hostsDir}
+		if podNetwork {
+			opts.CNIConfDir = containerdNetwork(b)
+		}
+		c := containerdtest.Start(b, opts)
 		out = append(out, &runtimeUnderTest{name: "containerd", rt: c.Runtime, images: c.Images, pid: c.PID})
 	} else {
 		b.Log("containerd is not installed; measuring husk alone (`make bench` installs it)")
@@ -114,7 +121,7 @@ func reportSamples(b *testing.B, rts []*runtimeUnderTest, what string) {
 // StopContainer+RemoveContainer of a busybox sleep in a host-network pod
 // (no CNI on either side), husk and containerd alternately, 30 rounds.
 func BenchmarkContainerStartStop(b *testing.B) {
-	rts := runtimes(b)
+	rts := runtimes(b, false)
 	ctx := context.Background()
 	pods := map[string]string{}
 	podCfg := hostNetworkPod("bench-ctr")

@@ -337,10 +337,14 @@ func (h *Huskd) networkLeaks() []string {
 			leaks = append(leaks, "IP lease "+l)
 		}
 	}
-	rules, _ := exec.Command("iptables-save").Output()
+	v4, _ := exec.Command("iptables-save").Output()
+	v6, _ := exec.Command("ip6tables-save").Output()
 	for _, id := range h.podIDsSeen() {
-		if strings.Contains(string(rules), id) {
+		if strings.Contains(string(v4), id) {
 			leaks = append(leaks, "iptables rules of pod "+id)
+		}
+		if strings.Contains(string(v6), id) {
+			leaks = append(leaks, "ip6tables rules of pod "+id)
 		}
 	}
 	return leaks

@@ -672,6 +672,12 @@ func TestUserNamespacePod(t *testing.T) {
 	if got := nsenter(t, "--uts="+info.Namespaces["uts"], "hostname"); got != "userns" {
 		t.Errorf("hostname %q", got)
 	}
+	// The network namespace, made by the pause inside the pod's user
+	// namespace, gets CNI and loopback like any other.
+	ip := podIP(t, h, pod)
+	if got := nsenter(t, "--net="+info.Namespaces["net"], "ip", "-o", "addr", "show"); !strings.Contains(got, ip+"/") || !strings.Contains(got, "lo    inet 127.0.0.1") {
+		t.Errorf("pod in a user namespace, addresses:\n%s\nwant %s on eth0 and 127.0.0.1 on lo", got, ip)
+	}
 	cfg := ctrConfig("inside", "sh", "-c", "cat /proc/self/uid_map; id -u; touch /newfile && stat -c 'new=%u' /newfile; stat -c 'image=%u' /bin/busybox")
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
 	id := runCtr(t, h, pod, podCfg, cfg)

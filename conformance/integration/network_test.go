@@ -298,6 +298,44 @@ func removeNATRulesOf(t *testing.T, id string) {
 	}
 }
 
+// kubelet's pod CIDR replaces the built-in network's subnet for the next
+// pod; a dual-stack CIDR gives pods an address of each family.
+func TestPodCIDRFeedsTheBuiltinNetwork(t *testing.T) {
+	h := huskdtest.Start(t)
+	ctx := context.Background()
+	restoreSysctlForTest(t, "/proc/sys/net/ipv6/conf/all/forwarding")
+	cidr := fmt.Sprintf("10.106.%d.0/24,fd00:106:%x::/64", time.Now().UnixNano()%250, time.Now().UnixNano()%0xffff)
+	if err := h.Runtime.UpdateRuntimeConfig(ctx, &runtime.RuntimeConfig{NetworkConfig: &runtime.NetworkConfig{PodCidr: cidr}}); err != nil {
+		t.Fatal(err)
+	}
+	id := h.RunPod(huskdtest.PodConfig("cidr"))
+	st, _ := h.PodInfo(id)
+	v4, _, _ := strings.Cut(strings.Split(cidr, ",")[0], ".0/24")
+	if ip := st.GetNetwork().GetIp(); !strings.HasPrefix(ip, v4+".") {
+		t.Errorf("pod IP %s is not from the pod CIDR %s", ip, cidr)
+	}
+	extra := st.GetNetwork().GetAdditionalIps()
+	if len(extra) != 1 {
+		t.Fatalf("additional IPs %v, want one IPv6 address", extra)
+	}
+	prefix := netip.MustParsePrefix(strings.Split(cidr, ",")[1])
+	if a, err := netip.ParseAddr(extra[0].GetIp()); err != nil || !prefix.Contains(a) {
+		t.Errorf("additional IP %s is not in %s", extra[0].GetIp(), prefix)
+	}
+	if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("a dual-stack pod left: %v", leaks)
+	}
+}
+
+func restoreSysctlForTest(t *testing.T, path string) {
+	if b, err := os.ReadFile(path); err == nil {
+		t.Cleanup(func() { _ = os.WriteFile(path, b, 0o644) })
+	}
+}
+
 func TestNetworkReadyFollowsTheConfigDirectory(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "net.d")
