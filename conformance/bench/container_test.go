@@ -99,6 +99,18 @@ func sleeper(name string) *runtime.ContainerConfig {
 	}
 }
 
+// timed runs f, adds its duration to the samples of what, and ends the
+// benchmark if it failed.
+func (r *runtimeUnderTest) timed(b *testing.B, what string, f func() error) {
+	b.Helper()
+	start := time.Now()
+	err := f()
+	r.samples[what] = append(r.samples[what], time.Since(start))
+	if err != nil {
+		b.Fatalf("%s: %s: %v", r.name, what, err)
+	}
+}
+
 func reportSamples(b *testing.B, rts []*runtimeUnderTest, what string) {
 	med := map[string]float64{}
 	for _, r := range rts {
@@ -138,24 +150,19 @@ func BenchmarkContainerStartStop(b *testing.B) {
 		for i := 0; i < rounds; i++ {
 			for _, r := range rts {
 				cfg := sleeper(fmt.Sprintf("sleeper-%d-%d", n, i))
-				start := time.Now()
-				id, err := r.rt.CreateContainer(ctx, pods[r.name], cfg, podCfg)
-				if err == nil {
-					err = r.rt.StartContainer(ctx, id)
-				}
-				r.samples["start"] = append(r.samples["start"], time.Since(start))
-				if err != nil {
-					b.Fatalf("%s: %v", r.name, err)
-				}
-				start = time.Now()
-				err = r.rt.StopContainer(ctx, id, 10)
-				if err == nil {
-					err = r.rt.RemoveContainer(ctx, id)
-				}
-				r.samples["stop"] = append(r.samples["stop"], time.Since(start))
-				if err != nil {
-					b.Fatalf("%s: %v", r.name, err)
-				}
+				var id string
+				r.timed(b, "start", func() (err error) {
+					if id, err = r.rt.CreateContainer(ctx, pods[r.name], cfg, podCfg); err != nil {
+						return err
+					}
+					return r.rt.StartContainer(ctx, id)
+				})
+				r.timed(b, "stop", func() error {
+					if err := r.rt.StopContainer(ctx, id, 10); err != nil {
+						return err
+					}
+					return r.rt.RemoveContainer(ctx, id)
+				})
 			}
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -67,25 +66,21 @@ func BenchmarkRunPodSandboxBridge(b *testing.B) {
 		for i := 0; i < rounds; i++ {
 			for _, r := range rts {
 				cfg := networkPod(fmt.Sprintf("bridge-%d-%d", n, i))
-				start := time.Now()
-				id, err := r.rt.RunPodSandbox(ctx, cfg, "")
-				r.samples["run"] = append(r.samples["run"], time.Since(start))
-				if err != nil {
-					b.Fatalf("%s: RunPodSandbox: %v", r.name, err)
-				}
+				var id string
+				r.timed(b, "run", func() (err error) {
+					id, err = r.rt.RunPodSandbox(ctx, cfg, "")
+					return err
+				})
 				st, err := r.rt.PodSandboxStatus(ctx, id, false)
 				if err != nil || st.GetStatus().GetNetwork().GetIp() == "" {
 					b.Fatalf("%s: pod has no IP: %v", r.name, err)
 				}
-				start = time.Now()
-				err = r.rt.StopPodSandbox(ctx, id)
-				if err == nil {
-					err = r.rt.RemovePodSandbox(ctx, id)
-				}
-				r.samples["stop"] = append(r.samples["stop"], time.Since(start))
-				if err != nil {
-					b.Fatalf("%s: %v", r.name, err)
-				}
+				r.timed(b, "stop", func() error {
+					if err := r.rt.StopPodSandbox(ctx, id); err != nil {
+						return err
+					}
+					return r.rt.RemovePodSandbox(ctx, id)
+				})
 			}
 		}
 	}

@@ -190,46 +190,48 @@ func TestManyPodsLeaveNoNetworkBehind(t *testing.T) {
 	}
 }
 
-func TestCNIDelAfterRestart(t *testing.T) {
-	h := huskdtest.Start(t)
-	ctx := context.Background()
-	id := h.RunPod(huskdtest.PodConfig("restart-net"))
+// stopFreesLease checks that pod id holds a lease of the built-in network,
+// runs breakIt, and checks that StopPodSandbox then gives the lease back.
+func stopFreesLease(t *testing.T, h *huskdtest.Huskd, id string, breakIt func(ip string)) {
+	t.Helper()
 	ip := podIP(t, h, id)
 	lease := filepath.Join(h.Root, "cni", "networks", "husk", ip)
 	if _, err := os.Stat(lease); err != nil {
 		t.Fatalf("no lease for %s: %v", ip, err)
 	}
-	h.Kill()
-	h.Launch()
-	if got := podIP(t, h, id); got != ip {
-		t.Errorf("after restart the pod reports %s, had %s", got, ip)
-	}
-	if err := h.Runtime.StopPodSandbox(ctx, id); err != nil {
-		t.Fatal(err)
+	breakIt(ip)
+	if err := h.Runtime.StopPodSandbox(context.Background(), id); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
 	}
 	if _, err := os.Stat(lease); !os.IsNotExist(err) {
-		t.Errorf("lease %s still held after StopPodSandbox following a restart: %v", lease, err)
+		t.Errorf("lease %s still held after StopPodSandbox: %v", lease, err)
 	}
+}
+
+func TestCNIDelAfterRestart(t *testing.T) {
+	h := huskdtest.Start(t)
+	id := h.RunPod(huskdtest.PodConfig("restart-net"))
+	stopFreesLease(t, h, id, func(ip string) {
+		h.Kill()
+		h.Launch()
+		if got := podIP(t, h, id); got != ip {
+			t.Errorf("after restart the pod reports %s, had %s", got, ip)
+		}
+	})
 }
 
 // StopPodSandbox's CNI DEL when the pause process is gone: the pinned
 // namespace keeps the pod's interface, so everything is undone.
 func TestStopAfterPauseIsGone(t *testing.T) {
 	h := huskdtest.Start(t)
-	ctx := context.Background()
 	id := h.RunPod(huskdtest.PodConfig("paused-gone"))
-	lease := filepath.Join(h.Root, "cni", "networks", "husk", podIP(t, h, id))
 	_, info := h.PodInfo(id)
-	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Runtime.StopPodSandbox(ctx, id); err != nil {
-		t.Fatalf("StopPodSandbox: %v", err)
-	}
-	if _, err := os.Stat(lease); !os.IsNotExist(err) {
-		t.Errorf("lease %s still held: %v", lease, err)
-	}
-	if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+	stopFreesLease(t, h, id, func(string) {
+		if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := h.Runtime.RemovePodSandbox(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
 	if leaks := h.Leaks(); len(leaks) != 0 {
@@ -244,24 +246,18 @@ func TestStopAfterPauseIsGone(t *testing.T) {
 // under containerd and CRI-O; the test removes them itself.
 func TestStopAfterNetnsIsGone(t *testing.T) {
 	h := huskdtest.Start(t)
-	ctx := context.Background()
 	id := h.RunPod(huskdtest.PodConfig("netns-gone"))
 	t.Cleanup(func() { removeNATRulesOf(t, id) })
-	lease := filepath.Join(h.Root, "cni", "networks", "husk", podIP(t, h, id))
 	_, info := h.PodInfo(id)
-	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Unmount(info.Namespaces["net"], syscall.MNT_DETACH); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Runtime.StopPodSandbox(ctx, id); err != nil {
-		t.Fatalf("StopPodSandbox: %v", err)
-	}
-	if _, err := os.Stat(lease); !os.IsNotExist(err) {
-		t.Errorf("lease %s still held: %v", lease, err)
-	}
-	if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+	stopFreesLease(t, h, id, func(string) {
+		if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Unmount(info.Namespaces["net"], syscall.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := h.Runtime.RemovePodSandbox(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
 	huskdtest.Eventually(t, 5*time.Second, "no veth left on the bridge", func() bool {
