@@ -37,6 +37,16 @@ type Options struct {
 	UserNamespaces bool
 	// Network is the pods' network (nil: none, NetworkReady false).
 	Network NetworkStatus
+	// Streaming makes the URLs of exec, attach and port-forward sessions.
+	Streaming Streaming
+}
+
+// Streaming is the streaming server (package stream), as the CRI calls
+// that hand out its URLs need it.
+type Streaming interface {
+	GetExec(*runtime.ExecRequest) (*runtime.ExecResponse, error)
+	GetAttach(*runtime.AttachRequest) (*runtime.AttachResponse, error)
+	GetPortForward(*runtime.PortForwardRequest) (*runtime.PortForwardResponse, error)
 }
 
 // NetworkStatus is what Status and UpdateRuntimeConfig need of CNI.
@@ -82,13 +92,17 @@ func (s *Server) Register(g *grpc.Server) {
 	runtime.RegisterImageServiceServer(g, s)
 }
 
+// MaxMessage is the largest message husk sends or accepts: kubelet's
+// limit, so that whatever husk answers, kubelet can read.
+const MaxMessage = 16 << 20
+
 // ServerOptions are the interceptors every husk gRPC server needs.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.UnaryInterceptor(s.unaryInterceptor),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		// kubelet's own limit; lists of many pods are large.
-		grpc.MaxRecvMsgSize(16 << 20),
-		grpc.MaxSendMsgSize(16 << 20),
+		grpc.MaxRecvMsgSize(MaxMessage),
+		grpc.MaxSendMsgSize(MaxMessage),
 	}
 }

@@ -102,6 +102,35 @@ func create(root, id, specPath string, stdio IO, run bool) (_ int, retErr error)
 	return p.Pid()
 }
 
+// Exec starts args in running container id with the user, environment,
+// working directory and security settings of the container's own process
+// (from its OCI spec at specPath; capabilities, seccomp, AppArmor and
+// rlimits come from the container's libcontainer config), and returns its
+// pid without waiting: the process is re-parented to the shim when this
+// one exits, as `runc exec --detach` leaves it.
+func Exec(root, id, specPath string, args []string, stdio IO, width, height uint16) (int, error) {
+	spec, err := readSpec(specPath)
+	if err != nil {
+		return 0, err
+	}
+	c, err := libcontainer.Load(root, id)
+	if err != nil {
+		return 0, err
+	}
+	p := newProcess(spec.Process)
+	p.Args = args
+	if stdio.Console != nil {
+		p.ConsoleSocket = stdio.Console
+		p.ConsoleWidth, p.ConsoleHeight = width, height
+	} else if stdio.Inherit {
+		p.Stdin, p.Stdout, p.Stderr = os.Stdin, os.Stdout, os.Stderr
+	}
+	if err := c.Run(p); err != nil {
+		return 0, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return p.Pid()
+}
+
 // Start lets a created container's init run the user's process.
 func Start(root, id string) error {
 	c, err := libcontainer.Load(root, id)

@@ -271,6 +271,26 @@ func (m *Manager) PodFile(id, name string) string { return filepath.Join(m.rootD
 // cgroup_parent, or the configured default.
 func (sb *Sandbox) CgroupParent() string { return path.Dir(sb.CgroupPath) }
 
+// NetNS is the pinned network namespace of a Ready pod, or "" when the pod
+// uses the host's network: where port-forward dials.
+func (m *Manager) NetNS(id string) (string, error) {
+	p, err := m.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	sb := p.cur.Load()
+	if sb.State != StateReady {
+		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready (%s)", sb.ID, sb.Reason)
+	}
+	if HostNetwork(sb.Config) {
+		return "", nil
+	}
+	if sb.Namespaces[NSNet] == "" {
+		return "", fmt.Errorf("pod sandbox %s has no pinned network namespace", sb.ID)
+	}
+	return sb.Namespaces[NSNet], nil
+}
+
 // WithShim runs fn with the shim of a Ready pod, while no Stop or Remove
 // of the pod can run. A pod that is not Ready gives FailedPrecondition.
 func (m *Manager) WithShim(id string, fn func(sb *Sandbox, c *shimapi.Client) error) error {

@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,11 +24,14 @@ type ctr struct {
 
 	state shimapi.ContainerState // guarded by server.mu
 
-	log     *LogWriter
-	stdin   *os.File // the shim's end of the container's stdin; nil without stdin
-	console *os.File // the pty master of a tty container
-	exited  chan struct{}
-	ioDone  chan struct{} // closed when the container's output is all logged
+	log       *LogWriter
+	output    fanout // attached callers
+	stdinMu   sync.Mutex
+	stdin     *os.File // the shim's end of the container's stdin; nil without stdin (or once closed)
+	stdinOnce bool
+	console   *os.File // the pty master of a tty container
+	exited    chan struct{}
+	ioDone    chan struct{} // closed when the container's output is all logged
 	// oomBefore is the cgroup's OOM kill count at creation: only kills
 	// after it count.
 	oomBefore uint64
@@ -36,6 +40,16 @@ type ctr struct {
 // ioDrainTimeout bounds how long an exit waits for the output pipes to
 // close: a background process of the container may hold them open.
 const ioDrainTimeout = 2 * time.Second
+
+// closeStdin ends the container's stdin (stdin_once, or removal).
+func (c *ctr) closeStdin() {
+	c.stdinMu.Lock()
+	defer c.stdinMu.Unlock()
+	if c.stdin != nil {
+		c.stdin.Close()
+		c.stdin = nil
+	}
+}
 
 func (s *server) lookup(id string) (*ctr, error) {
 	s.mu.Lock()
@@ -85,7 +99,7 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 	if err != nil {
 		return shimapi.ContainerState{}, fmt.Errorf("opening the log %s: %w", a.LogPath, err)
 	}
-	c := &ctr{id: a.ID, cgroupPath: a.CgroupPath, bundle: a.Bundle, log: log, exited: make(chan struct{}), ioDone: make(chan struct{})}
+	c := &ctr{id: a.ID, cgroupPath: a.CgroupPath, bundle: a.Bundle, log: log, stdinOnce: a.StdinOnce, exited: make(chan struct{}), ioDone: make(chan struct{})}
 	var closeOnErr, closeAfterStart []*os.File
 	defer func() {
 		for _, f := range closeAfterStart {
@@ -158,16 +172,16 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 		}
 		c.console = master
 		go func() {
-			_ = log.Copy("stdout", master)
+			_ = log.Copy(StreamStdout, io.TeeReader(master, c.output.writer(StreamStdout)))
 			close(c.ioDone)
 		}()
 	} else {
 		var wg sync.WaitGroup
 		wg.Add(2)
-		for stream, r := range map[string]*os.File{"stdout": outR, "stderr": errR} {
+		for stream, r := range map[string]*os.File{StreamStdout: outR, StreamStderr: errR} {
 			go func() {
 				defer wg.Done()
-				_ = log.Copy(stream, r)
+				_ = log.Copy(stream, io.TeeReader(r, c.output.writer(stream)))
 				r.Close()
 			}()
 		}
@@ -306,9 +320,7 @@ func (s *server) removeContainer(id string) error {
 	if err := s.destroy(c, 10*time.Second); err != nil {
 		return err
 	}
-	if c.stdin != nil {
-		c.stdin.Close()
-	}
+	c.closeStdin()
 	select {
 	case <-c.ioDone:
 	case <-time.After(ioDrainTimeout):

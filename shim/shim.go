@@ -72,6 +72,7 @@ func Run(opts Options) error {
 		// it, and the restarted huskd rolls the pod back. Undo our part.
 		klog.ErrorS(err, "Reporting to huskd failed; undoing the pod", "podSandboxID", opts.PodID)
 		l.Close()
+		s.ioListener.Close()
 		_, serr := s.stop(10 * time.Second)
 		return errors.Join(err, serr)
 	}
@@ -105,6 +106,8 @@ type server struct {
 	finalSnap shimapi.Snapshot
 	stopErr   error
 	conns     sync.WaitGroup
+
+	ioListener *net.UnixListener // exec and attach sessions
 }
 
 func (s *server) pausePID() int {
@@ -211,8 +214,15 @@ func (s *server) start() (_ net.Listener, retErr error) {
 		l.Close()
 		return nil, err
 	}
+	il, err := s.listenIO()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	s.ioListener = il
 	if err := os.WriteFile(filepath.Join(s.opts.Dir, shimapi.PidName), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		l.Close()
+		il.Close()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -270,6 +280,7 @@ func (s *server) serve(l net.Listener) error {
 	if err := srv.RegisterName("Shim", &service{s: s}); err != nil {
 		return err
 	}
+	go s.serveIO(s.ioListener)
 	go func() {
 		for {
 			conn, err := l.Accept()
@@ -285,7 +296,9 @@ func (s *server) serve(l net.Listener) error {
 	}()
 	<-s.stopped
 	l.Close()
+	s.ioListener.Close()
 	_ = os.Remove(filepath.Join(s.opts.Dir, shimapi.SocketName))
+	_ = os.Remove(filepath.Join(s.opts.Dir, shimapi.IOSocketName))
 	_ = os.Remove(filepath.Join(s.opts.Dir, shimapi.PidName))
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()

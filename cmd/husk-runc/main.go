@@ -4,6 +4,7 @@
 //
 //	husk-runc --root DIR run    --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (Result JSON on fd 3)
 //	husk-runc --root DIR create --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (Result JSON on fd 3)
+//	husk-runc --root DIR exec   --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N --console-width W --console-height H] -- ARGS...   (Result JSON on fd 3)
 //	husk-runc --root DIR start  --id ID
 //	husk-runc --root DIR kill   --id ID --signal N
 //	husk-runc --root DIR update --id ID --resources FILE
@@ -57,6 +58,20 @@ func fail(op string, err error) {
 	}
 }
 
+// writeResult reports the outcome of run, create or exec on ResultFD and
+// exits 1 on failure.
+func writeResult(pid int, err error) {
+	res := runc.Result{PID: pid}
+	if err != nil {
+		res = runc.Result{Error: err.Error()}
+	}
+	out := os.NewFile(runc.ResultFD, "result")
+	_ = json.NewEncoder(out).Encode(res)
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
 func main() {
 	// libcontainer logs through logrus; warnings and errors reach the
 	// pod's shim log through stderr.
@@ -92,15 +107,20 @@ func main() {
 			do = runc.Run
 		}
 		pid, err := do(*root, *id, *spec, stdio)
-		res := runc.Result{PID: pid}
-		if err != nil {
-			res = runc.Result{Error: err.Error()}
+		writeResult(pid, err)
+	case "exec":
+		spec := fs.String("spec", "", "the container's OCI runtime spec (config.json)")
+		inherit := fs.Bool("inherit-stdio", false, "give the process this process's stdin, stdout and stderr")
+		consoleFD := fs.Int("console-socket-fd", -1, "descriptor of a unix socket that receives the process's pty master")
+		width := fs.Uint("console-width", 0, "initial terminal width")
+		height := fs.Uint("console-height", 0, "initial terminal height")
+		_ = fs.Parse(args[1:])
+		stdio := runc.IO{Inherit: *inherit}
+		if *consoleFD >= 0 {
+			stdio.Console = os.NewFile(uintptr(*consoleFD), "console-socket")
 		}
-		out := os.NewFile(runc.ResultFD, "result")
-		_ = json.NewEncoder(out).Encode(res)
-		if err != nil {
-			os.Exit(1)
-		}
+		pid, err := runc.Exec(*root, *id, *spec, fs.Args(), stdio, uint16(*width), uint16(*height))
+		writeResult(pid, err)
 	case "start":
 		_ = fs.Parse(args[1:])
 		fail("start", runc.Start(*root, *id))

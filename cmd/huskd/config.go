@@ -20,10 +20,21 @@ type Config struct {
 	State  string `toml:"state" json:"state" comment:"Volatile state: shim sockets, pinned namespaces, /dev/shm of pods. A tmpfs such as /run."`
 	Listen string `toml:"listen" json:"listen" comment:"The CRI socket kubelet and crictl connect to."`
 
-	Runtime  RuntimeConfig  `toml:"runtime" json:"runtime"`
-	Image    ImageConfig    `toml:"image" json:"image"`
-	Registry RegistryConfig `toml:"registry" json:"registry"`
-	CNI      CNIConfig      `toml:"cni" json:"cni"`
+	Runtime   RuntimeConfig   `toml:"runtime" json:"runtime"`
+	Image     ImageConfig     `toml:"image" json:"image"`
+	Registry  RegistryConfig  `toml:"registry" json:"registry"`
+	CNI       CNIConfig       `toml:"cni" json:"cni"`
+	Streaming StreamingConfig `toml:"streaming" json:"streaming"`
+}
+
+// StreamingConfig is the [streaming] table: the server exec, attach and
+// port-forward sessions connect to (kubelet proxies kubectl's to it).
+type StreamingConfig struct {
+	Address     string   `toml:"address" json:"address" comment:"Address the streaming server listens on. Keep it on loopback unless TLS is set: sessions are authorised only by their one-time URL."`
+	Port        int      `toml:"port" json:"port" comment:"Its port; 0 picks a free one."`
+	TLSCertFile string   `toml:"tls_cert_file" json:"tls_cert_file" comment:"With tls_key_file: serve HTTPS with this certificate."`
+	TLSKeyFile  string   `toml:"tls_key_file" json:"tls_key_file" comment:"The certificate's private key."`
+	IdleTimeout Duration `toml:"idle_timeout" json:"idle_timeout" comment:"A session with no traffic for this long is closed."`
 }
 
 // CNIConfig is the [cni] table.
@@ -97,6 +108,7 @@ func defaultConfig() Config {
 			Bridge:  "husk0",
 			Subnet:  "10.88.0.0/16",
 		},
+		Streaming: StreamingConfig{Address: "127.0.0.1", IdleTimeout: Duration(4 * time.Hour)},
 	}
 }
 
@@ -148,6 +160,15 @@ func (c *Config) validate() error {
 	}
 	if c.CNI.Bridge == "" || len(c.CNI.Bridge) > 15 {
 		return fmt.Errorf("cni.bridge: %q is not a valid interface name (1-15 bytes)", c.CNI.Bridge)
+	}
+	if c.Streaming.Port < 0 || c.Streaming.Port > 65535 {
+		return fmt.Errorf("streaming.port: %d is not a TCP port", c.Streaming.Port)
+	}
+	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
+		return fmt.Errorf("streaming: tls_cert_file and tls_key_file go together")
+	}
+	if c.Streaming.IdleTimeout <= 0 {
+		return fmt.Errorf("streaming.idle_timeout: must be positive")
 	}
 	if c.Runtime.ShmSize <= 0 {
 		return fmt.Errorf("runtime.shm_size: must be positive")

@@ -28,6 +28,7 @@ import (
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/sandbox"
+	"github.com/huskrt/husk/stream"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -140,7 +141,16 @@ func run(ctx context.Context, cfg Config) error {
 		klog.InfoS("Pods cannot have their own user namespace on this node", "reason", err.Error())
 	}
 	cfgJSON, _ := json.Marshal(statusConfig{Config: cfg, StateDir: filepath.Join(cfg.Root, "images")})
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets}, mgr, images, containers)
+	streams, err := stream.Start(stream.Config{
+		Address: cfg.Streaming.Address, Port: cfg.Streaming.Port,
+		TLSCertFile: cfg.Streaming.TLSCertFile, TLSKeyFile: cfg.Streaming.TLSKeyFile,
+		IdleTimeout: time.Duration(cfg.Streaming.IdleTimeout),
+	}, containers, mgr)
+	if err != nil {
+		return err
+	}
+	defer streams.Close()
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 

@@ -1,0 +1,465 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/shim/shimapi"
+)
+
+// MaxExecOutput caps each of ExecSync's streams, as kubelet caps what it
+// keeps of a probe's output; the rest is read and dropped, so that the
+// process is never blocked on a full pipe.
+const MaxExecOutput = 16 << 20
+
+// execDrain is how long ExecSync keeps reading after the process exited.
+// What the process wrote is already in the pipe and comes at once; only a
+// background child that inherited the pipe keeps it open, and it must not
+// hold the call (kubernetes#92057).
+const execDrain = 200 * time.Millisecond
+
+// killWait bounds the wait for a killed exec's exit.
+const killWait = 5 * time.Second
+
+// ExecResult is what ExecSync returns.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+}
+
+func (m *Manager) runningContainer(id string) (*Container, error) {
+	c, err := m.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State.Status != shimapi.StatusRunning {
+		return nil, errdefs.FailedPrecondition("container %s is %s, not running", c.ID, c.State.Status)
+	}
+	return c, nil
+}
+
+func (m *Manager) ioSocket(c *Container) string {
+	return filepath.Join(m.sandboxes.StateDir(c.PodID), shimapi.IOSocketName)
+}
+
+// ExecSync runs cmd in a running container and returns its output and exit
+// code. With a timeout, the process is killed at the deadline and the
+// error wraps context.DeadlineExceeded; the container is not touched.
+func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
+	c, err := m.runningContainer(id)
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return nil, err
+	}
+	defer errR.Close()
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), shimapi.IORequest{
+		Op: shimapi.OpExec, ID: c.ID, Args: cmd, Stdout: true, Stderr: true,
+	}, []*os.File{outW, errW})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		return nil, execError(ctx, c, timeout, err)
+	}
+	defer sess.Close()
+
+	var stdout, stderr cappedBuffer
+	var wg sync.WaitGroup
+	wg.Add(2)
+	for _, p := range []struct {
+		r   *os.File
+		buf *cappedBuffer
+	}{{outR, &stdout}, {errR, &stderr}} {
+		go func() {
+			defer wg.Done()
+			_, _ = io.Copy(p.buf, p.r)
+		}()
+	}
+	select {
+	case <-sess.Done():
+	case <-ctx.Done():
+		_ = sess.Kill()
+		select {
+		case <-sess.Done():
+		case <-time.After(killWait):
+		}
+		drain(&wg, outR, errR)
+		return nil, execError(ctx, c, timeout, ctx.Err())
+	}
+	drain(&wg, outR, errR)
+	code, err := sess.ExitCode()
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	if stdout.dropped+stderr.dropped > 0 {
+		klog.InfoS("ExecSync output over the cap dropped", "podSandboxID", c.PodID, "containerID", c.ID,
+			"stdoutDropped", stdout.dropped, "stderrDropped", stderr.dropped)
+	}
+	return &ExecResult{Stdout: stdout.b, Stderr: stderr.b, ExitCode: code}, nil
+}
+
+// drain lets the readers take what is in the pipes and stops them after
+// execDrain, whoever else holds the pipes open.
+func drain(wg *sync.WaitGroup, rs ...*os.File) {
+	deadline := time.Now().Add(execDrain)
+	for _, r := range rs {
+		_ = r.SetReadDeadline(deadline)
+	}
+	wg.Wait()
+}
+
+func execError(ctx context.Context, c *Container, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && timeout > 0 {
+		return fmt.Errorf("command in container %s timed out after %s: %w", c.ID, timeout, context.DeadlineExceeded)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("exec in container %s: %w", c.ID, ctx.Err())
+	}
+	return fmt.Errorf("exec in container %s: %w", c.ID, err)
+}
+
+// cappedBuffer keeps the first MaxExecOutput bytes written to it and
+// counts the rest.
+type cappedBuffer struct {
+	b       []byte
+	dropped int64
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	room := MaxExecOutput - len(c.b)
+	if room > len(p) {
+		room = len(p)
+	}
+	if room > 0 {
+		c.b = append(c.b, p[:room]...)
+	}
+	c.dropped += int64(len(p) - room)
+	return len(p), nil
+}
+
+// TerminalSize is a terminal's size, as the streaming server reports
+// resizes.
+type TerminalSize struct{ Width, Height uint16 }
+
+// Exec runs cmd in a running container with the caller's streams (any of
+// them may be nil) and returns when it has exited and its output has been
+// copied, or ctx is done (the process is then killed). With tty, the
+// process gets a terminal whose output goes to out, and resize changes its
+// size. A non-zero exit is an *ExitError.
+func (m *Manager) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan TerminalSize) error {
+	c, err := m.runningContainer(id)
+	if err != nil {
+		return err
+	}
+	req := shimapi.IORequest{Op: shimapi.OpExec, ID: c.ID, Args: cmd, TTY: tty}
+	if tty {
+		return m.execTTY(ctx, c, req, in, out, resize)
+	}
+	var theirs, ours []*os.File
+	defer func() {
+		for _, f := range append(theirs, ours...) {
+			f.Close()
+		}
+	}()
+	var stdinW, outR, errR *os.File
+	if in != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		theirs, ours, stdinW = append(theirs, r), append(ours, w), w
+		req.Stdin = true
+	}
+	for _, s := range []struct {
+		w    io.WriteCloser
+		mine **os.File
+		want *bool
+	}{{out, &outR, &req.Stdout}, {errOut, &errR, &req.Stderr}} {
+		if s.w == nil {
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		theirs, ours, *s.mine, *s.want = append(theirs, w), append(ours, r), r, true
+	}
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, theirs)
+	for _, f := range theirs {
+		f.Close()
+	}
+	theirs = nil
+	if err != nil {
+		return fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	defer sess.Close()
+	klog.V(4).InfoS("Exec session started", "podSandboxID", c.PodID, "containerID", c.ID, "pid", sess.PID())
+	if stdinW != nil {
+		go func() {
+			_, _ = io.Copy(stdinW, in)
+			stdinW.Close() // the process sees the end of its input
+		}()
+	}
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		r *os.File
+		w io.Writer
+	}{{outR, out}, {errR, errOut}} {
+		if s.r == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = io.Copy(s.w, s.r)
+		}()
+	}
+	return m.finishSession(ctx, c, sess, func() { drain(&wg, outR, errR) })
+}
+
+// execTTY runs an exec with a terminal: the shim sends the request's
+// console socket on to libcontainer, which sends the terminal's master
+// back over it, here.
+func (m *Manager) execTTY(ctx context.Context, c *Container, req shimapi.IORequest, in io.Reader, out io.Writer, resize <-chan TerminalSize) error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "console"), os.NewFile(uintptr(fds[1]), "console-shim")
+	defer mine.Close()
+	// The first size, if the client sent one already, saves a resize.
+	select {
+	case sz := <-resize:
+		req.Width, req.Height = sz.Width, sz.Height
+	default:
+	}
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, []*os.File{theirs})
+	theirs.Close()
+	if err != nil {
+		return fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	defer sess.Close()
+	master, err := recvFD(mine, 10*time.Second)
+	if err != nil {
+		_ = sess.Kill()
+		return fmt.Errorf("exec in container %s: receiving its terminal: %w", c.ID, err)
+	}
+	defer master.Close()
+	go func() {
+		for sz := range resize {
+			if err := setWinsize(master, sz); err != nil {
+				klog.V(2).InfoS("Resizing an exec terminal", "containerID", c.ID, "err", err)
+			}
+		}
+	}()
+	if in != nil {
+		go func() { _, _ = io.Copy(master, in) }()
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		// EIO once the process and its children have closed the
+		// terminal: that is its end.
+		_, _ = io.Copy(out, master)
+	}()
+	return m.finishSession(ctx, c, sess, func() {
+		select {
+		case <-copied:
+		case <-time.After(execDrain):
+		}
+	})
+}
+
+// finishSession waits for the exec'd process (killing it if ctx ends
+// first), then for its output, and turns its exit into an error.
+func (m *Manager) finishSession(ctx context.Context, c *Container, sess *shimapi.IOSession, waitOutput func()) error {
+	select {
+	case <-sess.Done():
+	case <-ctx.Done():
+		_ = sess.Kill()
+		select {
+		case <-sess.Done():
+		case <-time.After(killWait):
+		}
+		waitOutput()
+		return fmt.Errorf("exec in container %s: %w", c.ID, ctx.Err())
+	}
+	waitOutput()
+	code, err := sess.ExitCode()
+	if err != nil {
+		return fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	klog.V(4).InfoS("Exec session ended", "podSandboxID", c.PodID, "containerID", c.ID, "exitCode", code)
+	if code != 0 {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// ExitError is a process's non-zero exit; the streaming server reports its
+// code to the client.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("command exited with code %d", e.Code) }
+
+// Exited, ExitStatus and String make it a k8s.io/utils/exec.ExitError,
+// which the streaming library reports to the client with the code.
+func (e *ExitError) Exited() bool    { return true }
+func (e *ExitError) ExitStatus() int { return e.Code }
+func (e *ExitError) String() string  { return e.Error() }
+
+func setWinsize(tty *os.File, sz TerminalSize) error {
+	rc, err := tty.SyscallConn()
+	if err != nil {
+		return err
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Col: sz.Width, Row: sz.Height})
+	})
+	return errors.Join(cerr, err)
+}
+
+// recvFD receives one descriptor sent over a unix socket.
+func recvFD(sock *os.File, timeout time.Duration) (*os.File, error) {
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(sock.Fd()), Events: unix.POLLIN}}, int(timeout/time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("nothing within %s", timeout)
+	}
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), make([]byte, 4096), oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("expected one control message (%v)", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("expected one descriptor (%v)", err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		return nil, err
+	}
+	// Non-blocking, so that closing it ends the copies that read it.
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}
+
+// Attach joins the caller's streams to a running container's: its output
+// from now on, its stdin (the container must have been created with
+// stdin), its terminal's size. It returns when the container exits or ctx
+// ends.
+func (m *Manager) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan TerminalSize) error {
+	c, err := m.runningContainer(id)
+	if err != nil {
+		return err
+	}
+	if in != nil && !c.Config.GetStdin() {
+		return errdefs.FailedPrecondition("container %s was not created with stdin: nothing to attach it to", c.ID)
+	}
+	if tty != c.Config.GetTty() {
+		return errdefs.FailedPrecondition("container %s has tty=%t; attach asked for tty=%t", c.ID, c.Config.GetTty(), tty)
+	}
+	req := shimapi.IORequest{Op: shimapi.OpAttach, ID: c.ID, TTY: tty}
+	var theirs []*os.File
+	defer func() {
+		for _, f := range theirs {
+			f.Close()
+		}
+	}()
+	var stdinW *os.File
+	var readers []*os.File
+	var writers []io.Writer
+	if in != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		theirs, stdinW, req.Stdin = append(theirs, r), w, true
+	}
+	for _, s := range []struct {
+		w    io.WriteCloser
+		want *bool
+	}{{out, &req.Stdout}, {errOut, &req.Stderr}} {
+		if s.w == nil {
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		theirs, *s.want = append(theirs, w), true
+		readers, writers = append(readers, r), append(writers, s.w)
+	}
+	select {
+	case sz := <-resize:
+		req.Width, req.Height = sz.Width, sz.Height
+	default:
+	}
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, theirs)
+	for _, f := range theirs {
+		f.Close()
+	}
+	theirs = nil
+	if err != nil {
+		return fmt.Errorf("attach to container %s: %w", c.ID, err)
+	}
+	defer sess.Close()
+	if stdinW != nil {
+		go func() {
+			_, _ = io.Copy(stdinW, in)
+			stdinW.Close()
+		}()
+	}
+	go func() {
+		for sz := range resize {
+			_ = sess.Resize(sz.Width, sz.Height)
+		}
+	}()
+	var wg sync.WaitGroup
+	for i, r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = io.Copy(writers[i], r)
+		}()
+	}
+	select {
+	case <-sess.Done():
+		// The shim closed its ends after the last output.
+		wg.Wait()
+	case <-ctx.Done():
+		sess.Close()
+		drain(&wg, readers...)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package cri
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/shim/shimapi"
+)
+
+// Exec returns the streaming server's URL for a command in a running
+// container (kubectl exec). The session itself starts when the client
+// connects to the URL.
+func (s *Server) Exec(_ context.Context, r *runtime.ExecRequest) (*runtime.ExecResponse, error) {
+	if r.GetContainerId() == "" {
+		return nil, errdefs.InvalidArgument("container_id", "must not be empty")
+	}
+	if len(r.GetCmd()) == 0 {
+		return nil, errdefs.InvalidArgument("cmd", "must not be empty")
+	}
+	if r.GetTty() && r.GetStderr() {
+		return nil, errdefs.InvalidArgument("stderr", "must be false with tty: a terminal has one output")
+	}
+	if !r.GetStdin() && !r.GetStdout() && !r.GetStderr() {
+		return nil, errdefs.InvalidArgument("stdin", "one of stdin, stdout and stderr must be set")
+	}
+	c, err := s.runningContainer(r.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	req := proto.Clone(r).(*runtime.ExecRequest)
+	req.ContainerId = c
+	return s.opts.Streaming.GetExec(req)
+}
+
+// runningContainer resolves an ID or prefix to a running container's ID.
+func (s *Server) runningContainer(id string) (string, error) {
+	c, err := s.containers.Get(id)
+	if err != nil {
+		return "", err
+	}
+	if st := c.State.Status; st != shimapi.StatusRunning {
+		return "", errdefs.FailedPrecondition("container %s is %s, not running", c.ID, st)
+	}
+	return c.ID, nil
+}
