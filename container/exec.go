@@ -65,51 +65,25 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	outR, outW, err := os.Pipe()
+	req := shimapi.IORequest{Op: shimapi.OpExec, ID: c.ID, Args: cmd}
+	var stdout, stderr cappedBuffer
+	p, err := newStdioPipes(&req, nil, &stdout, &stderr)
 	if err != nil {
 		return nil, err
 	}
-	defer outR.Close()
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outW.Close()
-		return nil, err
-	}
-	defer errR.Close()
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), shimapi.IORequest{
-		Op: shimapi.OpExec, ID: c.ID, Args: cmd, Stdout: true, Stderr: true,
-	}, []*os.File{outW, errW})
-	outW.Close()
-	errW.Close()
+	defer p.close()
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, p.theirs)
+	p.sent()
 	if err != nil {
 		return nil, execError(ctx, c, timeout, err)
 	}
 	defer sess.Close()
-
-	var stdout, stderr cappedBuffer
-	var wg sync.WaitGroup
-	wg.Add(2)
-	for _, p := range []struct {
-		r   *os.File
-		buf *cappedBuffer
-	}{{outR, &stdout}, {errR, &stderr}} {
-		go func() {
-			defer wg.Done()
-			_, _ = io.Copy(p.buf, p.r)
-		}()
+	p.copy(nil)
+	killed := waitOrKill(ctx, sess)
+	p.drain()
+	if killed != nil {
+		return nil, execError(ctx, c, timeout, killed)
 	}
-	select {
-	case <-sess.Done():
-	case <-ctx.Done():
-		_ = sess.Kill()
-		select {
-		case <-sess.Done():
-		case <-time.After(killWait):
-		}
-		drain(&wg, outR, errR)
-		return nil, execError(ctx, c, timeout, ctx.Err())
-	}
-	drain(&wg, outR, errR)
 	code, err := sess.ExitCode()
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
@@ -178,66 +152,20 @@ func (m *Manager) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	if tty {
 		return m.execTTY(ctx, c, req, in, out, resize)
 	}
-	var theirs, ours []*os.File
-	defer func() {
-		for _, f := range append(theirs, ours...) {
-			f.Close()
-		}
-	}()
-	var stdinW, outR, errR *os.File
-	if in != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		theirs, ours, stdinW = append(theirs, r), append(ours, w), w
-		req.Stdin = true
+	p, err := newStdioPipes(&req, in, out, errOut)
+	if err != nil {
+		return err
 	}
-	for _, s := range []struct {
-		w    io.WriteCloser
-		mine **os.File
-		want *bool
-	}{{out, &outR, &req.Stdout}, {errOut, &errR, &req.Stderr}} {
-		if s.w == nil {
-			continue
-		}
-		r, w, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		theirs, ours, *s.mine, *s.want = append(theirs, w), append(ours, r), r, true
-	}
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, theirs)
-	for _, f := range theirs {
-		f.Close()
-	}
-	theirs = nil
+	defer p.close()
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, p.theirs)
+	p.sent()
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}
 	defer sess.Close()
 	klog.V(4).InfoS("Exec session started", "podSandboxID", c.PodID, "containerID", c.ID, "pid", sess.PID())
-	if stdinW != nil {
-		go func() {
-			_, _ = io.Copy(stdinW, in)
-			stdinW.Close() // the process sees the end of its input
-		}()
-	}
-	var wg sync.WaitGroup
-	for _, s := range []struct {
-		r *os.File
-		w io.Writer
-	}{{outR, out}, {errR, errOut}} {
-		if s.r == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = io.Copy(s.w, s.r)
-		}()
-	}
-	return m.finishSession(ctx, c, sess, func() { drain(&wg, outR, errR) })
+	p.copy(in)
+	return m.finishSession(ctx, c, sess, p.drain)
 }
 
 // execTTY runs an exec with a terminal: the shim sends the request's
@@ -296,18 +224,11 @@ func (m *Manager) execTTY(ctx context.Context, c *Container, req shimapi.IOReque
 // finishSession waits for the exec'd process (killing it if ctx ends
 // first), then for its output, and turns its exit into an error.
 func (m *Manager) finishSession(ctx context.Context, c *Container, sess *shimapi.IOSession, waitOutput func()) error {
-	select {
-	case <-sess.Done():
-	case <-ctx.Done():
-		_ = sess.Kill()
-		select {
-		case <-sess.Done():
-		case <-time.After(killWait):
-		}
-		waitOutput()
-		return fmt.Errorf("exec in container %s: %w", c.ID, ctx.Err())
-	}
+	killed := waitOrKill(ctx, sess)
 	waitOutput()
+	if killed != nil {
+		return fmt.Errorf("exec in container %s: %w", c.ID, killed)
+	}
 	code, err := sess.ExitCode()
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
@@ -317,6 +238,23 @@ func (m *Manager) finishSession(ctx context.Context, c *Container, sess *shimapi
 		return &ExitError{Code: code}
 	}
 	return nil
+}
+
+// waitOrKill waits for the session's process to exit; if ctx ends first,
+// it kills the process, waits a bounded time for the exit, and returns
+// ctx's error.
+func waitOrKill(ctx context.Context, sess *shimapi.IOSession) error {
+	select {
+	case <-sess.Done():
+		return nil
+	case <-ctx.Done():
+	}
+	_ = sess.Kill()
+	select {
+	case <-sess.Done():
+	case <-time.After(killWait):
+	}
+	return ctx.Err()
 }
 
 // ExitError is a process's non-zero exit; the streaming server reports its
@@ -388,25 +326,68 @@ func (m *Manager) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		return errdefs.FailedPrecondition("container %s has tty=%t; attach asked for tty=%t", c.ID, c.Config.GetTty(), tty)
 	}
 	req := shimapi.IORequest{Op: shimapi.OpAttach, ID: c.ID, TTY: tty}
-	var theirs []*os.File
-	defer func() {
-		for _, f := range theirs {
-			f.Close()
+	p, err := newStdioPipes(&req, in, out, errOut)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	select {
+	case sz := <-resize:
+		req.Width, req.Height = sz.Width, sz.Height
+	default:
+	}
+	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, p.theirs)
+	p.sent()
+	if err != nil {
+		return fmt.Errorf("attach to container %s: %w", c.ID, err)
+	}
+	defer sess.Close()
+	go func() {
+		for sz := range resize {
+			_ = sess.Resize(sz.Width, sz.Height)
 		}
 	}()
-	var stdinW *os.File
-	var readers []*os.File
-	var writers []io.Writer
+	p.copy(in)
+	select {
+	case <-sess.Done():
+		// The shim closed its ends after the last output.
+		p.wg.Wait()
+	case <-ctx.Done():
+		sess.Close()
+		p.drain()
+	}
+	return nil
+}
+
+// stdioPipes are the pipes of a session without a terminal: the ends sent
+// to the shim (theirs) and huskd's, copied to and from the caller.
+type stdioPipes struct {
+	theirs  []*os.File
+	stdin   *os.File // huskd's end of the process's stdin
+	readers []*os.File
+	writers []io.Writer
+	wg      sync.WaitGroup
+}
+
+// newStdioPipes makes a pipe for each stream the caller has, and marks
+// them in req.
+func newStdioPipes(req *shimapi.IORequest, in io.Reader, out, errOut io.Writer) (_ *stdioPipes, err error) {
+	p := &stdioPipes{}
+	defer func() {
+		if err != nil {
+			p.sent()
+			p.close()
+		}
+	}()
 	if in != nil {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer w.Close()
-		theirs, stdinW, req.Stdin = append(theirs, r), w, true
+		p.theirs, p.stdin, req.Stdin = append(p.theirs, r), w, true
 	}
 	for _, s := range []struct {
-		w    io.WriteCloser
+		w    io.Writer
 		want *bool
 	}{{out, &req.Stdout}, {errOut, &req.Stderr}} {
 		if s.w == nil {
@@ -414,52 +395,49 @@ func (m *Manager) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		}
 		r, w, err := os.Pipe()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer r.Close()
-		theirs, *s.want = append(theirs, w), true
-		readers, writers = append(readers, r), append(writers, s.w)
+		p.theirs, *s.want = append(p.theirs, w), true
+		p.readers, p.writers = append(p.readers, r), append(p.writers, s.w)
 	}
-	select {
-	case sz := <-resize:
-		req.Width, req.Height = sz.Width, sz.Height
-	default:
-	}
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, theirs)
-	for _, f := range theirs {
+	return p, nil
+}
+
+// sent closes huskd's copies of the shim's ends: the pipes must close when
+// the process's side does.
+func (p *stdioPipes) sent() {
+	for _, f := range p.theirs {
 		f.Close()
 	}
-	theirs = nil
-	if err != nil {
-		return fmt.Errorf("attach to container %s: %w", c.ID, err)
-	}
-	defer sess.Close()
-	if stdinW != nil {
+	p.theirs = nil
+}
+
+// copy starts copying the caller's input in (ending the process's stdin
+// when it ends) and the process's output out.
+func (p *stdioPipes) copy(in io.Reader) {
+	if p.stdin != nil {
 		go func() {
-			_, _ = io.Copy(stdinW, in)
-			stdinW.Close()
+			_, _ = io.Copy(p.stdin, in)
+			p.stdin.Close()
 		}()
 	}
-	go func() {
-		for sz := range resize {
-			_ = sess.Resize(sz.Width, sz.Height)
-		}
-	}()
-	var wg sync.WaitGroup
-	for i, r := range readers {
-		wg.Add(1)
+	for i, r := range p.readers {
+		p.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			_, _ = io.Copy(writers[i], r)
+			defer p.wg.Done()
+			_, _ = io.Copy(p.writers[i], r)
 		}()
 	}
-	select {
-	case <-sess.Done():
-		// The shim closed its ends after the last output.
-		wg.Wait()
-	case <-ctx.Done():
-		sess.Close()
-		drain(&wg, readers...)
+}
+
+// drain stops the output copies once what is in the pipes is out.
+func (p *stdioPipes) drain() { drain(&p.wg, p.readers...) }
+
+func (p *stdioPipes) close() {
+	if p.stdin != nil {
+		p.stdin.Close()
 	}
-	return nil
+	for _, r := range p.readers {
+		r.Close()
+	}
 }

@@ -99,6 +99,21 @@ func sleeper(name string) *runtime.ContainerConfig {
 	}
 }
 
+// runPod runs a pod that is removed when the benchmark ends.
+func (r *runtimeUnderTest) runPod(b *testing.B, cfg *runtime.PodSandboxConfig) string {
+	b.Helper()
+	ctx := context.Background()
+	id, err := r.rt.RunPodSandbox(ctx, cfg, "")
+	if err != nil {
+		b.Fatalf("%s: RunPodSandbox: %v", r.name, err)
+	}
+	b.Cleanup(func() {
+		_ = r.rt.StopPodSandbox(ctx, id)
+		_ = r.rt.RemovePodSandbox(ctx, id)
+	})
+	return id
+}
+
 // timed runs f, adds its duration to the samples of what, and ends the
 // benchmark if it failed.
 func (r *runtimeUnderTest) timed(b *testing.B, what string, f func() error) {
@@ -123,6 +138,9 @@ func reportSamples(b *testing.B, rts []*runtimeUnderTest, what string) {
 		med[r.name] = m
 		b.ReportMetric(m, r.name+"-"+what+"-median-ms")
 		b.ReportMetric(float64(d[len(d)*9/10].Microseconds())/1000, r.name+"-"+what+"-p90-ms")
+		if len(d) >= 100 {
+			b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, r.name+"-"+what+"-p99-ms")
+		}
 	}
 	if c, ok := med["containerd"]; ok && c > 0 {
 		b.ReportMetric(med["husk"]/c, what+"-husk/containerd")
@@ -138,11 +156,7 @@ func BenchmarkContainerStartStop(b *testing.B) {
 	pods := map[string]string{}
 	podCfg := hostNetworkPod("bench-ctr")
 	for _, r := range rts {
-		id, err := r.rt.RunPodSandbox(ctx, podCfg, "")
-		if err != nil {
-			b.Fatalf("%s: %v", r.name, err)
-		}
-		pods[r.name] = id
+		pods[r.name] = r.runPod(b, podCfg)
 	}
 	const rounds = 30
 	b.ResetTimer()
@@ -169,8 +183,4 @@ func BenchmarkContainerStartStop(b *testing.B) {
 	reportSamples(b, rts, "start")
 	reportSamples(b, rts, "stop")
 	b.ReportMetric(0, "ns/op")
-	for _, r := range rts {
-		_ = r.rt.StopPodSandbox(ctx, pods[r.name])
-		_ = r.rt.RemovePodSandbox(ctx, pods[r.name])
-	}
 }

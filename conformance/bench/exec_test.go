@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"sort"
 	"testing"
 	"time"
 )
@@ -14,16 +13,9 @@ func BenchmarkExecSync(b *testing.B) {
 	rts := runtimes(b, false)
 	ctx := context.Background()
 	ctrs := map[string]string{}
+	podCfg := hostNetworkPod("bench-exec")
 	for _, r := range rts {
-		podCfg := hostNetworkPod("bench-exec")
-		pod, err := r.rt.RunPodSandbox(ctx, podCfg, "")
-		if err != nil {
-			b.Fatalf("%s: %v", r.name, err)
-		}
-		b.Cleanup(func() {
-			_ = r.rt.StopPodSandbox(ctx, pod)
-			_ = r.rt.RemovePodSandbox(ctx, pod)
-		})
+		pod := r.runPod(b, podCfg)
 		id, err := r.rt.CreateContainer(ctx, pod, sleeper("sleeper"), podCfg)
 		if err == nil {
 			err = r.rt.StartContainer(ctx, id)
@@ -46,10 +38,5 @@ func BenchmarkExecSync(b *testing.B) {
 		}
 	}
 	reportSamples(b, rts, "execsync")
-	for _, r := range rts {
-		d := append([]time.Duration(nil), r.samples["execsync"]...)
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, r.name+"-execsync-p99-ms")
-	}
 	b.ReportMetric(0, "ns/op")
 }

@@ -16,13 +16,7 @@ import (
 // against h, as a node admin would.
 func crictl(t *testing.T, h *huskdtest.Huskd, args ...string) string {
 	t.Helper()
-	bin := os.Getenv("HUSK_CRICTL")
-	if bin == "" {
-		t.Skip("HUSK_CRICTL is not set: run through `make test`, which builds crictl")
-	}
-	cmd := exec.Command(bin, append([]string{"--runtime-endpoint", "unix://" + h.Sock, "--image-endpoint", "unix://" + h.Sock, "--timeout", "60s"}, args...)...)
-	cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
-	out, err := cmd.Output()
+	out, err := crictlCmd(t, h, args...).Output()
 	if err != nil {
 		stderr := ""
 		if ee, ok := err.(*exec.ExitError); ok {
