@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -18,11 +17,14 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// pluginExec runs CNI plugins as libcni's RawExec does, except that a
-// plugin dies with huskd. An ADD that outlived a crashed huskd would finish
-// with nobody to record it: libcni caches an attachment only after ADD
-// returns, so recovery could not know to undo it, and a DEL racing the
-// orphan could run before the orphan allocated its lease.
+// pluginExec runs CNI plugins as libcni's RawExec does, and logs each
+// run's duration at -v 4 (what an admin needs to see which plugin makes
+// pods slow); its retry on a busy binary starts a fresh command, where
+// RawExec's reruns the one that already failed to start.
+//
+// A plugin is not killed with huskd: killed half way, the bridge plugin
+// leaves a bridge its next ADD cannot configure. An orphaned ADD finishes;
+// recovery waits for it before its DEL (waitForPlugins).
 type pluginExec struct {
 	*invoke.RawExec
 	version.PluginDecoder
@@ -41,9 +43,8 @@ func (e *pluginExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []
 		c.Env = environ
 		c.Stdin = bytes.NewReader(stdin)
 		c.Stdout, c.Stderr = &stdout, &stderr
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		t0 := time.Now()
-		err := runOnOwnThread(c)
+		err := c.Run()
 		klog.V(4).InfoS("CNI plugin ran", "plugin", pluginPath, "command", envValue(environ, "CNI_COMMAND"), "podSandboxID", envValue(environ, "CNI_CONTAINERID"), "duration", time.Since(t0), "err", err)
 		if err == nil {
 			return stdout.Bytes(), nil
@@ -71,17 +72,6 @@ func pluginError(err error, stdout, stderr []byte) error {
 		return &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("plugin failed (%v): %s", err, bytes.TrimSpace(stderr))}
 	}
 	return &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("plugin failed with no message: %v", err)}
-}
-
-// runOnOwnThread runs c while holding the OS thread that forks it. The
-// kernel sends Pdeathsig when that thread, not the process, exits, and Go
-// ends threads that a goroutine leaves locked (the sandbox manager's
-// namespace work does): unlocked, a plugin could be killed mid-ADD by an
-// unrelated goroutine finishing.
-func runOnOwnThread(c *exec.Cmd) error {
-	goruntime.LockOSThread()
-	defer goruntime.UnlockOSThread()
-	return c.Run()
 }
 
 func envValue(environ []string, key string) string {

@@ -6,6 +6,7 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -349,6 +350,9 @@ func (m *Manager) teardownUncached(ctx context.Context, p Pod) error {
 	if notOK != nil {
 		return nil // nothing can have been set up with no network
 	}
+	// A plugin of that ADD may still run, orphaned by the huskd that
+	// started it: a DEL before it ends would miss what it then allocates.
+	waitForPlugins(ctx, p.ID)
 	p.Annotations = nil // bandwidth's DEL needs no limits; bad ones must not block it
 	rc, err := p.runtimeConf()
 	if err != nil {
@@ -369,4 +373,42 @@ func (m *Manager) teardownUncached(ctx context.Context, p Pod) error {
 	}
 	klog.InfoS("Pod network torn down without a cached attachment", "podSandboxID", p.ID, "network", list.Name)
 	return nil
+}
+
+// pluginWait bounds how long a DEL waits for an orphaned plugin.
+const pluginWait = 2 * time.Minute
+
+// waitForPlugins waits until no process runs with CNI_CONTAINERID=id in its
+// environment: a plugin for the pod, or a program (iptables) it started.
+func waitForPlugins(ctx context.Context, id string) {
+	needle := []byte("CNI_CONTAINERID=" + id + "\x00")
+	deadline := time.Now().Add(pluginWait)
+	for pluginRunning(needle) {
+		if time.Now().After(deadline) {
+			klog.InfoS("A CNI plugin of the pod still runs; deleting anyway", "podSandboxID", id, "waited", pluginWait)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func pluginRunning(needle []byte) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && bytes.Contains(env, needle) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,7 +1,11 @@
 package network
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -82,5 +86,27 @@ func TestBuiltin(t *testing.T) {
 	}
 	if _, err := Builtin(Config{Subnet: "nonsense"}, ""); err == nil {
 		t.Error("a bad subnet was accepted")
+	}
+}
+
+func TestWaitForPlugins(t *testing.T) {
+	cmd := exec.Command("sleep", "0.3")
+	cmd.Env = []string{"CNI_CONTAINERID=test-waits-for-me"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	if !pluginRunning([]byte("CNI_CONTAINERID=test-waits-for-me\x00")) {
+		t.Fatal("a process with the pod's CNI_CONTAINERID is not seen")
+	}
+	waitForPlugins(context.Background(), "test-waits-for-me")
+	// Exited: a zombie at most, until Wait reaps it.
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+		t.Errorf("waitForPlugins returned while the plugin still ran: %s", st)
+	}
+	<-done
+	if pluginRunning([]byte("CNI_CONTAINERID=test-waits-for\x00")) {
+		t.Error("a prefix of the ID matched")
 	}
 }

@@ -78,13 +78,15 @@ type Huskd struct {
 func Config(t testing.TB, toml string) []string {
 	t.Helper()
 	dir := t.TempDir()
+	// Any network the test's pods join may set it, the built-in one or
+	// the test's own.
+	restoreSysctl(t, "/proc/sys/net/ipv4/ip_forward")
 	if !strings.Contains(toml, "[cni]") {
 		b := make([]byte, 3)
 		_, _ = rand.Read(b)
 		bridge := fmt.Sprintf("hk%x", b)
 		toml += fmt.Sprintf("\n[cni]\nconf_dir = %q\nbridge = %q\nsubnet = \"10.%d.%d.0/24\"\n",
 			filepath.Join(dir, "net.d"), bridge, 100+int(b[0])%4, b[1])
-		restoreSysctl(t, "/proc/sys/net/ipv4/ip_forward")
 		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	}
 	p := filepath.Join(dir, "config.toml")
