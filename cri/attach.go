@@ -15,11 +15,8 @@ func (s *Server) Attach(_ context.Context, r *runtime.AttachRequest) (*runtime.A
 	if r.GetContainerId() == "" {
 		return nil, errdefs.InvalidArgument("container_id", "must not be empty")
 	}
-	if r.GetTty() && r.GetStderr() {
-		return nil, errdefs.InvalidArgument("stderr", "must be false with tty: a terminal has one output")
-	}
-	if !r.GetStdin() && !r.GetStdout() && !r.GetStderr() {
-		return nil, errdefs.InvalidArgument("stdin", "one of stdin, stdout and stderr must be set")
+	if err := validStreams(r.GetTty(), r.GetStdin(), r.GetStdout(), r.GetStderr()); err != nil {
+		return nil, err
 	}
 	id, err := s.runningContainer(r.GetContainerId())
 	if err != nil {

@@ -20,11 +20,8 @@ func (s *Server) Exec(_ context.Context, r *runtime.ExecRequest) (*runtime.ExecR
 	if len(r.GetCmd()) == 0 {
 		return nil, errdefs.InvalidArgument("cmd", "must not be empty")
 	}
-	if r.GetTty() && r.GetStderr() {
-		return nil, errdefs.InvalidArgument("stderr", "must be false with tty: a terminal has one output")
-	}
-	if !r.GetStdin() && !r.GetStdout() && !r.GetStderr() {
-		return nil, errdefs.InvalidArgument("stdin", "one of stdin, stdout and stderr must be set")
+	if err := validStreams(r.GetTty(), r.GetStdin(), r.GetStdout(), r.GetStderr()); err != nil {
+		return nil, err
 	}
 	c, err := s.runningContainer(r.GetContainerId())
 	if err != nil {
@@ -33,6 +30,17 @@ func (s *Server) Exec(_ context.Context, r *runtime.ExecRequest) (*runtime.ExecR
 	req := proto.Clone(r).(*runtime.ExecRequest)
 	req.ContainerId = c
 	return s.opts.Streaming.GetExec(req)
+}
+
+// validStreams checks the stream choice shared by Exec and Attach.
+func validStreams(tty, stdin, stdout, stderr bool) error {
+	if tty && stderr {
+		return errdefs.InvalidArgument("stderr", "must be false with tty: a terminal has one output")
+	}
+	if !stdin && !stdout && !stderr {
+		return errdefs.InvalidArgument("stdin", "one of stdin, stdout and stderr must be set")
+	}
+	return nil
 }
 
 // runningContainer resolves an ID or prefix to a running container's ID.
