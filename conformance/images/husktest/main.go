@@ -1,20 +1,34 @@
 // husktest is a small static program put into test images for what
-// busybox cannot show: the outcome of one syscall, as a word.
+// busybox cannot show or do well.
 //
-//	husktest syscall keyctl   prints "ok" or the errno name (EPERM under a
-//	                          seccomp profile that blocks keyctl)
-//	husktest get URL          prints the body of an HTTP GET (Debian's
-//	                          busybox wget segfaults)
+//	husktest syscall keyctl       prints "ok" or the errno name (EPERM under a
+//	                              seccomp profile that blocks keyctl)
+//	husktest get URL              prints the body of an HTTP GET (Debian's
+//	                              busybox wget segfaults)
+//	husktest serve ADDR TEXT      answers every HTTP request on ADDR with TEXT
+//	husktest proxy LISTEN TARGET  forwards every HTTP request on LISTEN to
+//	                              TARGET (host:port)
+//
+// Run under the name "pause" (as a pod's PID 1 through huskd's
+// runtime.pause_path), it is a pause that never reaps its children, and
+// exits on SIGTERM or SIGINT: tests use it to show that their zombie checks
+// can fail.
 package main
 
 import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 )
+
+const usage = "usage: husktest syscall keyctl | get URL | serve ADDR TEXT | proxy LISTEN TARGET"
 
 func errname(errno syscall.Errno) string {
 	switch errno {
@@ -44,26 +58,61 @@ func get(url string) error {
 	return err
 }
 
-func main() {
-	if len(os.Args) == 3 && os.Args[1] == "get" {
-		if err := get(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) != 3 || os.Args[1] != "syscall" {
-		fmt.Fprintln(os.Stderr, "usage: husktest syscall keyctl | husktest get URL")
-		os.Exit(2)
-	}
-	switch os.Args[2] {
+func syscallCheck(name string) error {
+	switch name {
 	case "keyctl":
 		// KEYCTL_GET_KEYRING_ID (0) of the session keyring (-3), create=1:
 		// harmless, and blocked by the runtime's default seccomp profile.
 		_, _, errno := syscall.Syscall(syscall.SYS_KEYCTL, 0, ^uintptr(2), 1)
 		fmt.Println(errname(errno))
+		return nil
+	}
+	return fmt.Errorf("unknown syscall %s", name)
+}
+
+func serve(addr, text string) error {
+	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, text)
+	}))
+}
+
+func proxy(listen, target string) error {
+	u, err := url.Parse("http://" + target)
+	if err != nil {
+		return err
+	}
+	return http.ListenAndServe(listen, httputil.NewSingleHostReverseProxy(u))
+}
+
+// pause waits for SIGTERM or SIGINT, as husk-pause does, but never waits
+// for a child: the Go runtime reaps nothing on its own.
+func pause() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+}
+
+func main() {
+	if filepath.Base(os.Args[0]) == "pause" {
+		pause()
+		return
+	}
+	var err error
+	switch args := os.Args[1:]; {
+	case len(args) == 2 && args[0] == "syscall":
+		err = syscallCheck(args[1])
+	case len(args) == 2 && args[0] == "get":
+		err = get(args[1])
+	case len(args) == 3 && args[0] == "serve":
+		err = serve(args[1], args[2])
+	case len(args) == 3 && args[0] == "proxy":
+		err = proxy(args[1], args[2])
 	default:
-		fmt.Fprintln(os.Stderr, "unknown syscall", os.Args[2])
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "husktest:", err)
+		os.Exit(1)
 	}
 }
