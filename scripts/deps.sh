@@ -49,3 +49,13 @@ if [ "$(cat "$TOOLS/bin/.crictl.version" 2>/dev/null)" != "$CRI_TOOLS_VERSION" ]
 	GOBIN="$TOOLS/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"
 	echo "$CRI_TOOLS_VERSION" >"$TOOLS/bin/.crictl.version"
 fi
+
+# critest is a Go test binary, not a command: cri-tools' Makefile builds it
+# with `go test -c` inside its own module, whose go.sum it needs.
+if [ "$(cat "$TOOLS/bin/.critest.version" 2>/dev/null)" != "$CRI_TOOLS_VERSION" ] || [ ! -x "$TOOLS/bin/critest" ]; then
+	echo "deps.sh: building critest $CRI_TOOLS_VERSION"
+	src=$(go mod download -json "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$src" ] || { echo "deps.sh: cannot download sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" >&2; exit 1; }
+	(cd "$src" && GOFLAGS=-mod=mod go test -c -o "$TOOLS/bin/critest" ./cmd/critest)
+	echo "$CRI_TOOLS_VERSION" >"$TOOLS/bin/.critest.version"
+fi

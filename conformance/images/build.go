@@ -253,6 +253,29 @@ func BusyboxFiles(busybox string) ([]File, error) {
 	return files, nil
 }
 
+// ProgramFiles is a dynamically linked host program at its own path, with
+// the libraries it loads, for an image that needs a tool Debian's busybox
+// lacks. Directories are not included: the busybox files make them.
+func ProgramFiles(bin string) ([]File, error) {
+	body, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	files := []File{{Name: strings.TrimPrefix(bin, "/"), Body: body, Mode: 0o755}}
+	libs, err := sharedLibs(bin)
+	if err != nil {
+		return nil, err
+	}
+	for _, lib := range libs {
+		body, err := os.ReadFile(lib.real)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Name: strings.TrimPrefix(lib.name, "/"), Body: body, Mode: 0o755})
+	}
+	return files, nil
+}
+
 type sharedLib struct{ name, real string }
 
 // sharedLibs lists what ldd says bin loads, with the files behind symlinks.

@@ -1,0 +1,187 @@
+package critest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/conformance/huskdtest"
+)
+
+// expectedFile lists the specs that pass; the list only grows.
+const expectedFile = "../critest-expected"
+
+// TestCritest runs critest against huskd and fails when a spec that the
+// ratchet lists does not pass. `make conformance` runs it with -v, which
+// prints the counts and every spec that did not pass.
+func TestCritest(t *testing.T) {
+	bin := os.Getenv("HUSK_CRITEST")
+	if bin == "" {
+		t.Skip("HUSK_CRITEST is not set: run through `make conformance` (or `make test`), which builds critest")
+	}
+	expected, err := readExpected(expectedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := Serve(t)
+	h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[registry]\nconfig_path = %q\n", hosts))...)
+
+	removeNewShm(t)
+
+	dir := t.TempDir()
+	report := filepath.Join(dir, "critest.json")
+	out, err := os.Create(filepath.Join(dir, "critest.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(bin,
+		"-runtime-endpoint", "unix://"+h.Sock, "-image-endpoint", "unix://"+h.Sock,
+		"-ginkgo.no-color", "-ginkgo.json-report", report)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	runErr := cmd.Run() // fails whenever a spec fails; the report says which
+	specs, err := ReadReport(report)
+	if err != nil {
+		log, _ := os.ReadFile(out.Name())
+		t.Fatalf("critest: %v; no report: %v\n%s", runErr, err, tail(log, 4000))
+	}
+	printSummary(t, specs)
+
+	broken, newly := ratchet(expected, specs)
+	for _, msg := range broken {
+		t.Errorf("listed in %s but %s", expectedFile, msg)
+	}
+	if len(newly) > 0 {
+		t.Logf("%d specs pass that %s does not list yet; add them:\n%s", len(newly), expectedFile, strings.Join(newly, "\n"))
+	}
+	if t.Failed() {
+		t.Logf("critest's output: %s; huskd's log: %s", out.Name(), h.LogPath)
+	}
+}
+
+// printSummary prints the counts per group and in total, and every spec
+// that did not pass with its reason.
+func printSummary(t *testing.T, specs []Spec) {
+	type counts struct{ passed, failed, skipped int }
+	groups := map[string]*counts{}
+	var total counts
+	var notPassed []Spec
+	for _, s := range specs {
+		c := groups[s.Group]
+		if c == nil {
+			c = &counts{}
+			groups[s.Group] = c
+		}
+		switch s.State {
+		case "passed":
+			c.passed++
+			total.passed++
+		case "skipped", "pending":
+			c.skipped++
+			total.skipped++
+			notPassed = append(notPassed, s)
+		default:
+			c.failed++
+			total.failed++
+			notPassed = append(notPassed, s)
+		}
+	}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-46s %6s %6s %7s\n", "critest group", "passed", "failed", "skipped")
+	for _, g := range names {
+		c := groups[g]
+		fmt.Fprintf(&b, "%-46s %6d %6d %7d\n", g, c.passed, c.failed, c.skipped)
+	}
+	fmt.Fprintf(&b, "%-46s %6d %6d %7d\n", "total", total.passed, total.failed, total.skipped)
+	sort.Slice(notPassed, func(i, j int) bool { return notPassed[i].Name < notPassed[j].Name })
+	for _, s := range notPassed {
+		if s.Message == "" && strings.Contains(s.Name, "benchmark") {
+			s.Message = "a benchmark: critest runs them only with -benchmark (make bench)"
+		}
+		fmt.Fprintf(&b, "%s: %s\n    %s\n", strings.ToUpper(s.State), s.Name, oneLine(s.Message, 300))
+	}
+	t.Log("\n" + b.String())
+}
+
+func readExpected(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			names = append(names, line)
+		}
+	}
+	return names, sc.Err()
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// removeNewShm removes, when the test ends, the System V shared memory
+// segments that appeared during it and nothing is attached to: critest's
+// host IPC specs make them on the host (ipcmk) and leave them.
+func removeNewShm(t *testing.T) {
+	before := shmSegments()
+	t.Cleanup(func() {
+		for id, nattch := range shmSegments() {
+			if _, ok := before[id]; !ok && nattch == 0 {
+				if _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); err != nil {
+					t.Errorf("removing shared memory segment %d: %v", id, err)
+				}
+			}
+		}
+	})
+}
+
+// shmSegments maps the host's shared memory segments to their attach counts.
+func shmSegments() map[int]int {
+	b, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		return nil
+	}
+	segs := map[int]int{}
+	lines := strings.Split(string(b), "\n")
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		id, err1 := strconv.Atoi(f[1])
+		nattch, err2 := strconv.Atoi(f[6])
+		if err1 == nil && err2 == nil {
+			segs[id] = nattch
+		}
+	}
+	return segs
+}
