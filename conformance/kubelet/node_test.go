@@ -1,0 +1,737 @@
+package kubelet
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// node is one kubelet running standalone (no API server, pods from its
+// static pod directory) against a huskd.
+type node struct {
+	t          *testing.T
+	bin        string
+	name       string // node name; a static pod is named <pod>-<node>
+	dir        string // root dir, cert dir, manifests, logs, config
+	rootDir    string
+	certDir    string
+	manifests  string
+	podLogs    string
+	logPath    string
+	cgroupRoot string
+	port       int // kubelet's HTTPS API (authenticated, debugging handlers)
+	healthz    int
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	client *http.Client
+}
+
+// kubeletBinary is $HUSK_KUBELET, built by scripts/kubelet.sh.
+func kubeletBinary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("HUSK_KUBELET")
+	if bin == "" {
+		t.Skip("HUSK_KUBELET is not set: run through `make test`, which builds kubelet with scripts/kubelet.sh")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("HUSK_KUBELET: %v (scripts/kubelet.sh builds it)", err)
+	}
+	return bin
+}
+
+// kernelTunables are the sysctls kubelet's container manager sets at
+// start (setupKernelTunables) unless protectKernelDefaults, which would
+// refuse to start on a node that has other values: the test lets kubelet
+// write them and puts them back.
+var kernelTunables = []string{
+	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+}
+
+// hostPaths are what kubelet writes outside its root dir whatever its
+// configuration: the device plugin socket's directory (a constant of the
+// device plugin API) and the /var/log/containers symlinks.
+var hostPaths = []string{"/var/lib/kubelet/device-plugins", "/var/log/containers"}
+
+// prepareHost readies what kubelet changes on the host and registers its
+// restoration: the kernel tunables, the hard-coded host paths, and a cgroup
+// root of the test's own, so that kubelet's kubepods tree never meets a
+// real kubelet's or another test's. Call it before huskdtest.Start: its
+// cleanup then runs after huskd has removed its pods, when the cgroups are
+// empty.
+func prepareHost(t *testing.T) (cgroupRoot string) {
+	t.Helper()
+	for _, s := range kernelTunables {
+		p := filepath.Join("/proc/sys", s)
+		if b, err := os.ReadFile(p); err == nil {
+			t.Cleanup(func() {
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Errorf("restoring %s to %s: %v", p, strings.TrimSpace(string(b)), err)
+				}
+			})
+		}
+	}
+	// What of hostPaths the node lacks now goes at the end, from the
+	// topmost missing directory down.
+	for _, p := range hostPaths {
+		top := ""
+		for d := p; d != "/"; d = filepath.Dir(d) {
+			if _, err := os.Lstat(d); !os.IsNotExist(err) {
+				break
+			}
+			top = d
+		}
+		if top != "" {
+			t.Cleanup(func() { _ = os.RemoveAll(top) })
+		}
+	}
+
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	cgroupRoot = fmt.Sprintf("/hkkubelet-%x", b)
+	t.Cleanup(func() {
+		for _, left := range removeCgroupTree(cgroupRoot) {
+			t.Errorf("cgroup left behind: %s", left)
+		}
+	})
+	for _, h := range hierarchies() {
+		d := filepath.Join(h, cgroupRoot)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatalf("creating cgroup root %s: %v", d, err)
+		}
+		// A new cpuset cgroup has no CPUs and no memory nodes: no task could
+		// join it or any cgroup kubelet makes below it.
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if err := os.WriteFile(filepath.Join(d, f), v, 0o644); err != nil {
+					t.Fatalf("copying %s to %s: %v", f, d, err)
+				}
+			}
+		}
+	}
+	return cgroupRoot
+}
+
+// hierarchies are the mount points of the cgroup hierarchies: on a v1 or
+// hybrid host one per controller (and the named systemd one, and the
+// unified one), on a v2 host the unified one alone.
+func hierarchies() []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// The filesystem type is the first field after " - ".
+		fields := strings.Fields(sc.Text())
+		if i := slices.Index(fields, "-"); i > 4 && i+1 < len(fields) && (fields[i+1] == "cgroup" || fields[i+1] == "cgroup2") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// removeCgroupTree removes cgroup path p and everything below it from every
+// hierarchy, deepest first, and returns the directories it could not
+// remove (a cgroup with a process in it cannot be).
+func removeCgroupTree(p string) []string {
+	var left []string
+	for _, h := range hierarchies() {
+		var dirs []string
+		_ = filepath.WalkDir(filepath.Join(h, p), func(d string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				dirs = append(dirs, d)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+				left = append(left, fmt.Sprintf("%s (%v)", dirs[i], err))
+			}
+		}
+	}
+	return left
+}
+
+// freePort returns a TCP port nobody listens on now on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// kubeletConfig is the KubeletConfiguration of the test's node. Each
+// setting that differs from kubelet's defaults says why.
+const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+containerRuntimeEndpoint: unix://%[1]s
+# husk reports cgroupfs in RuntimeConfig; kubelet checks that the two agree.
+cgroupDriver: cgroupfs
+# This node is cgroup v1 (hybrid), which kubelet refuses by default.
+failCgroupV1: false
+# The QoS tree (kubepods, burstable, besteffort) and node allocatable
+# enforcement as on a real node, under a cgroup root of the test's own.
+cgroupRoot: %[2]s
+cgroupsPerQOS: true
+enforceNodeAllocatable: ["pods"]
+failSwapOn: false
+staticPodPath: %[3]s
+podLogsDir: %[4]s
+volumePluginDir: %[5]s
+resolvConf: %[6]s
+# Loopback only, on ports nobody else uses.
+address: 127.0.0.1
+port: %[7]d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: %[8]d
+# No API server to ask: anyone on loopback may read and run.
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+# The test must leave no iptables rule of its own.
+makeIPTablesUtilChains: false
+# root here lacks CAP_SYS_RESOURCE: kubelet's default -999 cannot be written.
+oomScoreAdj: 0
+# kubelet has no network plugin of its own with a CRI runtime.
+hairpinMode: none
+# A shared machine's disk or memory use must not evict or refuse the pod.
+evictionHard:
+  memory.available: "1Mi"
+  nodefs.available: "1%%"
+  nodefs.inodesFree: "1%%"
+  imagefs.available: "1%%"
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+`
+
+// startNode starts kubelet against the huskd listening on sock, and waits
+// until its healthz answers. Cleanup stops it by its PID and unmounts its
+// root dir.
+func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "hkkubelet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	n := &node{
+		t: t, bin: bin, name: fmt.Sprintf("hk-node-%x", b), dir: dir,
+		rootDir: filepath.Join(dir, "root"), certDir: filepath.Join(dir, "pki"),
+		manifests: filepath.Join(dir, "manifests"), podLogs: filepath.Join(dir, "pod-logs"),
+		logPath: filepath.Join(dir, "kubelet.log"), cgroupRoot: cgroupRoot,
+		port: freePort(t), healthz: freePort(t),
+	}
+	t.Cleanup(n.cleanup)
+	for _, d := range []string{n.rootDir, n.manifests, n.podLogs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pod's DNS comes from here (no cluster DNS): a file of the test's
+	// own shows that kubelet's choice reaches the container.
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\nsearch husk.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "kubelet.yaml")
+	body := fmt.Sprintf(kubeletConfig, sock, cgroupRoot, n.manifests, n.podLogs,
+		filepath.Join(dir, "volume-plugins"), resolv, n.port, n.healthz)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	n.cmd = exec.Command(bin, "--config", cfg, "--root-dir", n.rootDir, "--cert-dir", n.certDir,
+		"--hostname-override", n.name, "--v", "2")
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("starting kubelet: %v", err)
+	}
+	n.exited = make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(n.exited) }()
+
+	hc := &http.Client{Timeout: 5 * time.Second}
+	healthz := fmt.Sprintf("http://127.0.0.1:%d/healthz", n.healthz)
+	var last string
+	n.eventually(t, 2*time.Minute, "kubelet's healthz answers ok", func() (bool, string) {
+		resp, err := hc.Get(healthz)
+		if err != nil {
+			last = err.Error()
+			return false, last
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		return resp.StatusCode == http.StatusOK, last
+	})
+	n.client = n.httpsClient()
+	return n
+}
+
+// httpsClient trusts exactly the self-signed certificate kubelet wrote to
+// its cert dir at start.
+func (n *node) httpsClient() *http.Client {
+	n.t.Helper()
+	pem, err := os.ReadFile(filepath.Join(n.certDir, "kubelet.crt"))
+	if err != nil {
+		n.t.Fatalf("kubelet's serving certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		n.t.Fatalf("no certificate in %s", filepath.Join(n.certDir, "kubelet.crt"))
+	}
+	return &http.Client{
+		Timeout:   time.Minute,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: n.name}},
+	}
+}
+
+// do sends a request to kubelet's API and returns the body of a 200.
+func (n *node) do(method, path string) ([]byte, error) {
+	req, err := http.NewRequest(method, fmt.Sprintf("https://127.0.0.1:%d%s", n.port, path), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading body: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
+// pod is the part of a v1.Pod the test reads.
+type pod struct {
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+		UID       string `json:"uid"`
+	} `json:"metadata"`
+	Status struct {
+		Phase      string `json:"phase"`
+		PodIP      string `json:"podIP"`
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+		ContainerStatuses []containerStatus `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+type containerStatus struct {
+	Name         string         `json:"name"`
+	Ready        bool           `json:"ready"`
+	RestartCount int            `json:"restartCount"`
+	ContainerID  string         `json:"containerID"`
+	State        containerState `json:"state"`
+	LastState    containerState `json:"lastState"`
+}
+
+type containerState struct {
+	Running *struct {
+		StartedAt string `json:"startedAt"`
+	} `json:"running"`
+	Waiting *struct {
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	} `json:"waiting"`
+	Terminated *struct {
+		ExitCode int    `json:"exitCode"`
+		Reason   string `json:"reason"`
+	} `json:"terminated"`
+}
+
+func (p *pod) condition(typ string) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+func (p *pod) container(name string) *containerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == name {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// runtimeID is the container's ID in the runtime: "husk://<id>" → "<id>".
+func (c *containerStatus) runtimeID() string {
+	_, id, _ := strings.Cut(c.ContainerID, "://")
+	return id
+}
+
+// summary is a pod's status in one line, for failure messages.
+func (p *pod) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "phase=%s ready=%s", p.Status.Phase, p.condition("Ready"))
+	for _, c := range p.Status.ContainerStatuses {
+		fmt.Fprintf(&b, " [%s ready=%v restarts=%d id=%.20s", c.Name, c.Ready, c.RestartCount, c.ContainerID)
+		switch s := c.State; {
+		case s.Running != nil:
+			b.WriteString(" running")
+		case s.Waiting != nil:
+			fmt.Fprintf(&b, " waiting %s: %s", s.Waiting.Reason, s.Waiting.Message)
+		case s.Terminated != nil:
+			fmt.Fprintf(&b, " terminated %d %s", s.Terminated.ExitCode, s.Terminated.Reason)
+		}
+		if t := c.LastState.Terminated; t != nil {
+			fmt.Fprintf(&b, " last: terminated %d %s", t.ExitCode, t.Reason)
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}
+
+// pods reads GET /pods: the static pods with the status kubelet keeps for
+// them (with no API server, kubelet fills it in from its status manager).
+func (n *node) pods() ([]pod, error) {
+	body, err := n.do(http.MethodGet, "/pods")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items []pod `json:"items"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("GET /pods: %w: %.200s", err, body)
+	}
+	return list.Items, nil
+}
+
+// waitPod polls /pods until the pod named name satisfies cond, and returns
+// it; it fails the test after timeout, saying what it saw last.
+func (n *node) waitPod(t *testing.T, timeout time.Duration, name, what string, cond func(*pod) bool) *pod {
+	t.Helper()
+	var found *pod
+	n.eventually(t, timeout, "pod "+name+" "+what, func() (bool, string) {
+		pods, err := n.pods()
+		if err != nil {
+			return false, err.Error()
+		}
+		for i := range pods {
+			if pods[i].Metadata.Name == name {
+				found = &pods[i]
+				return cond(found), found.summary()
+			}
+		}
+		return false, fmt.Sprintf("no pod %s among %d", name, len(pods))
+	})
+	return found
+}
+
+// eventually polls cond every 200 ms until it holds; after timeout, or if
+// kubelet exits meanwhile, it fails the test with what cond saw last and
+// the end of kubelet's log.
+func (n *node) eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		select {
+		case <-n.exited:
+			t.Fatalf("kubelet exited (%v) while waiting until %s; last seen: %s\nkubelet log:\n%s", n.cmd.ProcessState, what, seen, n.logTail(60))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, still waiting until %s; last seen: %s\nkubelet log:\n%s", timeout, what, seen, n.logTail(60))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// writeManifest puts a static pod manifest in place atomically, so that
+// kubelet never reads half of it.
+func (n *node) writeManifest(name, body string) string {
+	n.t.Helper()
+	p := filepath.Join(n.manifests, name)
+	tmp := filepath.Join(n.dir, name+".tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		n.t.Fatal(err)
+	}
+	return p
+}
+
+func (n *node) log() string {
+	b, _ := os.ReadFile(n.logPath)
+	return string(b)
+}
+
+func (n *node) logTail(lines int) string {
+	all := strings.Split(strings.TrimRight(n.log(), "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// stop sends SIGTERM to kubelet (by its PID: the test must not touch any
+// other kubelet on the machine) and waits for it; SIGKILL after 30s.
+func (n *node) stop() {
+	select {
+	case <-n.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		n.t.Errorf("kubelet (pid %d) did not stop within 30s of SIGTERM; killing it", n.cmd.Process.Pid)
+		_ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGKILL)
+		<-n.exited
+	}
+}
+
+// cleanup stops kubelet and unmounts what it mounted under its dir (its
+// root dir, which it bind-mounts onto itself to make it shared, and any pod
+// volume). The pods are left to huskd's cleanup, which runs after this.
+func (n *node) cleanup() {
+	if n.cmd != nil {
+		n.stop()
+	}
+	ms := mountsUnder(n.dir)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(ms[i], syscall.MNT_DETACH); err != nil {
+			n.t.Errorf("unmounting %s: %v", ms[i], err)
+		}
+	}
+	removeLogLinks(n.podLogs)
+	if left := mountsUnder(n.dir); len(left) > 0 {
+		n.t.Errorf("mounts left under %s: %v", n.dir, left)
+		return
+	}
+	if n.t.Failed() {
+		n.t.Logf("kubelet's log and dirs kept in %s", n.dir)
+		return
+	}
+	_ = os.RemoveAll(n.dir)
+}
+
+// removeLogLinks removes the /var/log/containers symlinks that point into
+// the test's pod log dir: kubelet removes them when it garbage-collects a
+// container, which a test stopped half way never lets it do.
+func removeLogLinks(podLogs string) {
+	entries, _ := os.ReadDir("/var/log/containers")
+	for _, e := range entries {
+		p := filepath.Join("/var/log/containers", e.Name())
+		if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, podLogs+"/") {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+// mountsUnder lists the mount points at or under dir, in mount order.
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// probeCounts reads kubelet's /metrics/probes: prober_probe_total of one
+// container, by "<probe_type>/<result>".
+func (n *node) probeCounts(podName, containerName string) (map[string]int, error) {
+	body, err := n.do(http.MethodGet, "/metrics/probes")
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "prober_probe_total{") {
+			continue
+		}
+		labels, value, ok := strings.Cut(strings.TrimPrefix(line, "prober_probe_total{"), "} ")
+		if !ok {
+			continue
+		}
+		l := map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k], _ = strconv.Unquote(v)
+		}
+		if l["pod"] != podName || l["container"] != containerName {
+			continue
+		}
+		c, _ := strconv.ParseFloat(value, 64)
+		counts[l["probe_type"]+"/"+l["result"]] += int(c)
+	}
+	return counts, nil
+}
+
+// containerLogs reads GET /containerLogs/<ns>/<pod>/<container>.
+func (n *node) containerLogs(ns, podName, ctr string, previous bool) (string, error) {
+	q := ""
+	if previous {
+		q = "?previous=true"
+	}
+	body, err := n.do(http.MethodGet, fmt.Sprintf("/containerLogs/%s/%s/%s%s", ns, podName, ctr, q))
+	return string(body), err
+}
+
+// run runs cmd (words separated by single spaces: kubelet splits on them)
+// in a container through POST /run/<ns>/<pod>/<container>.
+func (n *node) run(ns, podName, ctr, cmd string) (string, error) {
+	body, err := n.do(http.MethodPost, fmt.Sprintf("/run/%s/%s/%s?cmd=%s", ns, podName, ctr, url.QueryEscape(cmd)))
+	return string(body), err
+}
+
+// podCgroupDirs are the directories of a pod's cgroup (kubelet names it
+// pod<uid> under its QoS class) in every hierarchy.
+func (n *node) podCgroupDirs(uid string) []string {
+	var out []string
+	for _, h := range hierarchies() {
+		_ = filepath.WalkDir(filepath.Join(h, n.cgroupRoot), func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() && e.Name() == "pod"+uid {
+				out = append(out, p)
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// criErrors returns the lines of kubelet's log that report a failed call
+// to the runtime: errors (klog severity E) logged by the CRI client
+// (remote_runtime.go, remote_image.go: "<Call> from runtime service
+// failed", "... from image service failed") or that carry a gRPC status
+// ("rpc error: code = ..."), wherever kubelet logged them; it sets apart
+// those expected knows the reason of.
+func criErrors(log string, expected func(line string) bool) (unexpected, known []string) {
+	for _, line := range strings.Split(log, "\n") {
+		if len(line) < 5 || line[0] != 'E' || !isDigits(line[1:5]) {
+			continue
+		}
+		if !strings.Contains(line, "remote_runtime.go") && !strings.Contains(line, "remote_image.go") &&
+			!strings.Contains(line, "from runtime service failed") && !strings.Contains(line, "from image service failed") &&
+			!strings.Contains(line, "rpc error:") {
+			continue
+		}
+		if expected != nil && expected(line) {
+			known = append(known, line)
+			continue
+		}
+		unexpected = append(unexpected, line)
+	}
+	return unexpected, known
+}
+
+func isDigits(s string) bool {
+	return !slices.ContainsFunc([]byte(s), func(c byte) bool { return c < '0' || c > '9' })
+}
+
+// waitLog polls a container's log (the previous instance's with previous)
+// through kubelet until it is want: the shim writes the log as the
+// container prints, so a container may be ready before its line is there.
+func (n *node) waitLog(t *testing.T, podName, ctr string, previous bool, want string) {
+	t.Helper()
+	what := fmt.Sprintf("the log of %s (previous=%v) is %q", ctr, previous, want)
+	n.eventually(t, 30*time.Second, what, func() (bool, string) {
+		out, err := n.containerLogs("default", podName, ctr, previous)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.TrimSpace(out) == want, fmt.Sprintf("%q", out)
+	})
+}
+
+// podStats is the part of a pod's /stats/summary entry the test reads.
+type podStats struct {
+	PodRef struct {
+		Name string `json:"name"`
+	} `json:"podRef"`
+	Containers []struct {
+		Name string `json:"name"`
+		CPU  struct {
+			UsageCoreNanoSeconds uint64 `json:"usageCoreNanoSeconds"`
+		} `json:"cpu"`
+		Memory struct {
+			WorkingSetBytes uint64 `json:"workingSetBytes"`
+		} `json:"memory"`
+		Rootfs struct {
+			CapacityBytes uint64 `json:"capacityBytes"`
+		} `json:"rootfs"`
+		Logs struct {
+			UsedBytes uint64 `json:"usedBytes"`
+		} `json:"logs"`
+	} `json:"containers"`
+}
+
+// podStats reads GET /stats/summary and returns the pod's entry.
+func (n *node) podStats(podName string) (*podStats, error) {
+	body, err := n.do(http.MethodGet, "/stats/summary")
+	if err != nil {
+		return nil, err
+	}
+	var summary struct {
+		Pods []podStats `json:"pods"`
+	}
+	if err := json.Unmarshal(body, &summary); err != nil {
+		return nil, fmt.Errorf("GET /stats/summary: %w: %.200s", err, body)
+	}
+	for i := range summary.Pods {
+		if summary.Pods[i].PodRef.Name == podName {
+			return &summary.Pods[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no pod %s in /stats/summary (%d pods)", podName, len(summary.Pods))
+}
