@@ -27,7 +27,6 @@ import (
 // static pod directory) against a huskd.
 type node struct {
 	t          *testing.T
-	bin        string
 	name       string // node name; a static pod is named <pod>-<node>
 	dir        string // root dir, cert dir, manifests, logs, config
 	rootDir    string
@@ -221,7 +220,7 @@ authorization:
 makeIPTablesUtilChains: false
 # root here lacks CAP_SYS_RESOURCE: kubelet's default -999 cannot be written.
 oomScoreAdj: 0
-# kubelet has no network plugin of its own with a CRI runtime.
+# With a CRI runtime hairpin traffic is the CNI plugin's business.
 hairpinMode: none
 # A shared machine's disk or memory use must not evict or refuse the pod.
 evictionHard:
@@ -245,7 +244,7 @@ func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	n := &node{
-		t: t, bin: bin, name: fmt.Sprintf("hk-node-%x", b), dir: dir,
+		t: t, name: fmt.Sprintf("hk-node-%x", b), dir: dir,
 		rootDir: filepath.Join(dir, "root"), certDir: filepath.Join(dir, "pki"),
 		manifests: filepath.Join(dir, "manifests"), podLogs: filepath.Join(dir, "pod-logs"),
 		logPath: filepath.Join(dir, "kubelet.log"), cgroupRoot: cgroupRoot,
@@ -286,17 +285,14 @@ func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
 
 	hc := &http.Client{Timeout: 5 * time.Second}
 	healthz := fmt.Sprintf("http://127.0.0.1:%d/healthz", n.healthz)
-	var last string
 	n.eventually(t, 2*time.Minute, "kubelet's healthz answers ok", func() (bool, string) {
 		resp, err := hc.Get(healthz)
 		if err != nil {
-			last = err.Error()
-			return false, last
+			return false, err.Error()
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-		return resp.StatusCode == http.StatusOK, last
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, body)
 	})
 	n.client = n.httpsClient()
 	return n
