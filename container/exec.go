@@ -106,6 +106,10 @@ func drain(wg *sync.WaitGroup, rs ...*os.File) {
 }
 
 func execError(ctx context.Context, c *Container, timeout time.Duration, err error) error {
+	var notRunning *shimapi.NotRunningError
+	if errors.As(err, &notRunning) {
+		return errdefs.FailedPrecondition("%s", notRunning.Msg)
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && timeout > 0 {
 		return fmt.Errorf("command in container %s timed out after %s: %w", c.ID, timeout, context.DeadlineExceeded)
 	}

@@ -126,7 +126,7 @@ func Exec(root, id, specPath string, args []string, stdio IO, width, height uint
 		p.Stdin, p.Stdout, p.Stderr = os.Stdin, os.Stdout, os.Stderr
 	}
 	if err := c.Run(p); err != nil {
-		return 0, fmt.Errorf("exec in container %s: %w", id, err)
+		return 0, err // the shim and huskd say which container
 	}
 	return p.Pid()
 }

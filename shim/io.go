@@ -112,9 +112,13 @@ func (s *server) handleIO(conn *net.UnixConn) {
 		err = fmt.Errorf("unknown IO operation %q", req.Op)
 	}
 	if err != nil {
-		sess.send(shimapi.IOEvent{Error: err.Error()})
+		sess.send(shimapi.IOEvent{Error: err.Error(), NotRunning: errors.Is(err, errNotRunning)})
 	}
 }
+
+// errNotRunning marks a session refused because its container is not
+// running, which huskd reports as the caller's race, not as a failure.
+var errNotRunning = errors.New("not running")
 
 func receivedFiles(oob []byte) ([]*os.File, error) {
 	if len(oob) == 0 {
@@ -158,7 +162,7 @@ func takeFiles(req shimapi.IORequest, files []*os.File) (stdin, stdout, stderr *
 func (s *server) runningCtr(id string) (*ctr, error) {
 	select {
 	case <-s.stopping:
-		return nil, fmt.Errorf("pod %s is stopping", s.opts.PodID)
+		return nil, fmt.Errorf("pod %s is stopping, %w", s.opts.PodID, errNotRunning)
 	default:
 	}
 	c, err := s.lookup(id)
@@ -166,7 +170,7 @@ func (s *server) runningCtr(id string) (*ctr, error) {
 		return nil, err
 	}
 	if st := s.stateOf(c); st.Status != shimapi.StatusRunning {
-		return nil, fmt.Errorf("container %s is %s, not running", id, st.Status)
+		return nil, fmt.Errorf("container %s is %s, %w", id, st.Status, errNotRunning)
 	}
 	return c, nil
 }
@@ -207,6 +211,11 @@ func (s *server) execSession(sess *ioSession, req shimapi.IORequest, files []*os
 	call.args = append(append(call.args, "--"), req.Args...)
 	pid, err := s.runcPID(call)
 	if err != nil {
+		if !initAlive(s.stateOf(c).PID) {
+			// Exited while runc joined its namespaces, before the
+			// reaper told the shim.
+			return fmt.Errorf("container %s exited: %w (%v)", req.ID, errNotRunning, err)
+		}
 		return err
 	}
 	// The caller's descriptors now belong to the process alone: the
@@ -330,4 +339,14 @@ func resize(tty *os.File, width, height uint16) error {
 		err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Col: width, Row: height})
 	})
 	return errors.Join(cerr, err)
+}
+
+// initAlive tells whether a container's init still runs: a zombie has no
+// namespaces left to join.
+func initAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	return err == nil
 }

@@ -54,7 +54,16 @@ type IOEvent struct {
 	Exited   bool   `json:"exited,omitempty"`
 	ExitCode int    `json:"exitCode"`
 	Error    string `json:"error,omitempty"`
+	// NotRunning says the error is the container's state, not the
+	// request: it is not running (exited, or its pod is stopping).
+	NotRunning bool `json:"notRunning,omitempty"`
 }
+
+// NotRunningError is the shim refusing a session because the container
+// is not running: the caller raced its exit, which is no fault of husk.
+type NotRunningError struct{ Msg string }
+
+func (e *NotRunningError) Error() string { return e.Msg }
 
 // IOControl is what the caller sends during a session.
 type IOControl struct {
@@ -117,6 +126,9 @@ func StartIO(ctx context.Context, socketPath string, req IORequest, files []*os.
 	}
 	if ev.Error != "" {
 		conn.Close()
+		if ev.NotRunning {
+			return nil, &NotRunningError{Msg: ev.Error}
+		}
 		return nil, errors.New(ev.Error)
 	}
 	s := &IOSession{conn: conn, pid: ev.PID, done: make(chan struct{})}
