@@ -11,6 +11,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/conformance/huskdtest"
 	"github.com/huskrt/husk/network"
 )
 
@@ -38,9 +39,7 @@ func containerdNetwork(b *testing.B) string {
 	if err := os.WriteFile(filepath.Join(confDir, "10-husk.conflist"), conf, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	if fwd, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil {
-		b.Cleanup(func() { _ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644) })
-	}
+	huskdtest.RestoreSysctl(b, "/proc/sys/net/ipv4/ip_forward")
 	b.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	return confDir
 }

@@ -80,7 +80,7 @@ func Config(t testing.TB, toml string) []string {
 	dir := t.TempDir()
 	// Any network the test's pods join may set it, the built-in one or
 	// the test's own.
-	restoreSysctl(t, "/proc/sys/net/ipv4/ip_forward")
+	RestoreSysctl(t, "/proc/sys/net/ipv4/ip_forward")
 	if !strings.Contains(toml, "[cni]") {
 		b := make([]byte, 3)
 		_, _ = rand.Read(b)
@@ -96,14 +96,6 @@ func Config(t testing.TB, toml string) []string {
 	return []string{"--config", p}
 }
 
-// restoreSysctl puts a host setting back as it was when the test ends.
-func restoreSysctl(t testing.TB, path string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return
-	}
-	t.Cleanup(func() { _ = os.WriteFile(path, b, 0o644) })
-}
 
 var bridgeRE = regexp.MustCompile(`(?m)^bridge = "([^"]+)"`)
 

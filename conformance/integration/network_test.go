@@ -299,7 +299,7 @@ func removeNATRulesOf(t *testing.T, id string) {
 func TestPodCIDRFeedsTheBuiltinNetwork(t *testing.T) {
 	h := huskdtest.Start(t)
 	ctx := context.Background()
-	restoreSysctlForTest(t, "/proc/sys/net/ipv6/conf/all/forwarding")
+	huskdtest.RestoreSysctl(t, "/proc/sys/net/ipv6/conf/all/forwarding")
 	cidr := fmt.Sprintf("10.106.%d.0/24,fd00:106:%x::/64", time.Now().UnixNano()%250, time.Now().UnixNano()%0xffff)
 	if err := h.Runtime.UpdateRuntimeConfig(ctx, &runtime.RuntimeConfig{NetworkConfig: &runtime.NetworkConfig{PodCidr: cidr}}); err != nil {
 		t.Fatal(err)
@@ -323,12 +323,6 @@ func TestPodCIDRFeedsTheBuiltinNetwork(t *testing.T) {
 	}
 	if leaks := h.Leaks(); len(leaks) != 0 {
 		t.Errorf("a dual-stack pod left: %v", leaks)
-	}
-}
-
-func restoreSysctlForTest(t *testing.T, path string) {
-	if b, err := os.ReadFile(path); err == nil {
-		t.Cleanup(func() { _ = os.WriteFile(path, b, 0o644) })
 	}
 }
 
