@@ -96,7 +96,6 @@ func Config(t testing.TB, toml string) []string {
 	return []string{"--config", p}
 }
 
-
 var bridgeRE = regexp.MustCompile(`(?m)^bridge = "([^"]+)"`)
 
 // bridgeOf is the bridge named in a config file given in args.

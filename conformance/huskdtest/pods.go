@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,20 +127,21 @@ func RemoveCgroup(p string) {
 
 // PrivateDirtyKiB returns Private_Dirty of a process from smaps_rollup.
 func PrivateDirtyKiB(pid int) (int, error) {
-	return smapsField(pid, "Private_Dirty:")
+	return SmapsKiB(pid, "Private_Dirty:")
 }
 
 // PssKiB returns Pss of a process from smaps_rollup.
 func PssKiB(pid int) (int, error) {
-	return smapsField(pid, "Pss:")
+	return SmapsKiB(pid, "Pss:")
 }
 
 // RssKiB returns Rss of a process from smaps_rollup.
 func RssKiB(pid int) (int, error) {
-	return smapsField(pid, "Rss:")
+	return SmapsKiB(pid, "Rss:")
 }
 
-func smapsField(pid int, field string) (int, error) {
+// SmapsKiB returns a field of a process's smaps_rollup ("Private_Clean:").
+func SmapsKiB(pid int, field string) (int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
 		return 0, err
@@ -152,4 +154,15 @@ func smapsField(pid int, field string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in smaps_rollup of %d", field, pid)
+}
+
+// FreePort returns a TCP port nobody listens on now on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

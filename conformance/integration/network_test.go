@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -32,16 +31,6 @@ func podIP(t *testing.T, h *huskdtest.Huskd, id string) string {
 	return ip
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // webServer is a container serving body on :80 with busybox's httpd.
 func webServer(name, body string) *runtime.ContainerConfig {
 	return ctrConfig(name, "sh", "-c", fmt.Sprintf("mkdir -p /www && echo %s > /www/index.html && exec httpd -f -p 80 -h /www", body))
@@ -50,7 +39,7 @@ func webServer(name, body string) *runtime.ContainerConfig {
 func TestPodNetwork(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	ctx := context.Background()
-	port := freePort(t)
+	port := huskdtest.FreePort(t)
 	a, aCfg := podWithLogs(t, h, "net-a", func(c *runtime.PodSandboxConfig) {
 		c.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(port)}}
 	})
@@ -166,7 +155,7 @@ func TestManyPodsLeaveNoNetworkBehind(t *testing.T) {
 	var ids []string
 	for i := 0; i < 20; i++ {
 		cfg := huskdtest.PodConfig(fmt.Sprintf("many-%02d", i))
-		cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(freePort(t))}}
+		cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(huskdtest.FreePort(t))}}
 		ids = append(ids, h.RunPod(cfg))
 	}
 	seen := map[string]bool{}

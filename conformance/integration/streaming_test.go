@@ -311,7 +311,7 @@ func (s *safeBuffer) String() string {
 // local port it listens on.
 func portForward(t *testing.T, h *huskdtest.Huskd, transport, pod string, remote int) int {
 	t.Helper()
-	local := freePort(t)
+	local := huskdtest.FreePort(t)
 	cmd := crictlCmd(t, h, "port-forward", "-r", transport, pod, fmt.Sprintf("%d:%d", local, remote))
 	var out safeBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -365,7 +365,7 @@ func TestCrictlPortForward(t *testing.T) {
 		cfg.LogDirectory = t.TempDir()
 		cfg.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 		hostPod := h.RunPod(cfg)
-		port := freePort(t)
+		port := huskdtest.FreePort(t)
 		runCtr(t, h, hostPod, cfg, ctrConfig("web", "sh", "-c", fmt.Sprintf("mkdir -p /www && echo host-page > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", port)))
 		local := portForward(t, h, "spdy", hostPod, port)
 		if body := httpBody(t, local); body != "host-page\n" {

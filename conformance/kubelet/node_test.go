@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/huskrt/husk/conformance/huskdtest"
 )
 
 // node is one kubelet running standalone (no API server, pods from its
@@ -172,17 +173,6 @@ func removeCgroupTree(p string) []string {
 	return left
 }
 
-// freePort returns a TCP port nobody listens on now on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // kubeletConfig is the KubeletConfiguration of the test's node. Each
 // setting that differs from kubelet's defaults says why.
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
@@ -248,7 +238,7 @@ func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
 		rootDir: filepath.Join(dir, "root"), certDir: filepath.Join(dir, "pki"),
 		manifests: filepath.Join(dir, "manifests"), podLogs: filepath.Join(dir, "pod-logs"),
 		logPath: filepath.Join(dir, "kubelet.log"), cgroupRoot: cgroupRoot,
-		port: freePort(t), healthz: freePort(t),
+		port: huskdtest.FreePort(t), healthz: huskdtest.FreePort(t),
 	}
 	t.Cleanup(n.cleanup)
 	for _, d := range []string{n.rootDir, n.manifests, n.podLogs} {
