@@ -59,7 +59,8 @@ func runtimes(b *testing.B, podNetwork bool) []*runtimeUnderTest {
 	reg.Push(b, "e2e-test-images/busybox:1.29-2", img)
 	reg.Push(b, "pause:3.9", pauseImage(b))
 	hostsDir := reg.MirrorConfig(b, "registry.k8s.io")
-	h := huskdtest.Start(b, huskdtest.Config(b, fmt.Sprintf("[registry]\nconfig_path = %q\n", hostsDir))...)
+	// At the verbosity huskd runs with in production, as containerd does.
+	h := huskdtest.Start(b, append(huskdtest.Config(b, fmt.Sprintf("[registry]\nconfig_path = %q\n", hostsDir)), "-v", "0")...)
 	out := []*runtimeUnderTest{{name: "husk", rt: h.Runtime, images: h.Images, pid: h.PID}}
 	if _, err := exec.LookPath("containerd"); err == nil {
 		opts := containerdtest.Options{HostsDir: hostsDir}
