@@ -1,9 +1,14 @@
 package container
 
 import (
+	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/opencontainers/cgroups"
 	cgroupsv1 "github.com/opencontainers/cgroups/fs"
@@ -56,70 +61,138 @@ func cgroupManager(p string) (cgroups.Manager, error) {
 // ReadCgroupStats reads the CPU and memory counters of the cgroup at path
 // (cgroupfs form, e.g. /kubepods/pod1/<id>). A cgroup that does not exist
 // is an error wrapping os.ErrNotExist.
+//
+// It reads the five files it reports from, where the cgroups library's
+// Stats reads some twenty and resolves the cgroup's paths on every call
+// (0.5 ms a cgroup here, 100 ms for a ListContainerStats of 200).
 func ReadCgroupStats(p string) (CgroupStats, error) {
-	m, err := cgroupManager(p)
+	dirs, err := accountingDirs(p)
 	if err != nil {
 		return CgroupStats{}, fmt.Errorf("cgroup %s: %w", p, err)
 	}
-	if err := cgroupPresent(m, p); err != nil {
-		return CgroupStats{}, err
+	var st CgroupStats
+	var memStat, ooms map[string]uint64
+	var limit uint64
+	if dirs.v2 {
+		var cpu map[string]uint64
+		if cpu, err = readKeyed(dirs.cpu, "cpu.stat"); err == nil {
+			st.CPUUsageNanos = cpu["usage_usec"] * 1000
+			st.MemoryUsageBytes, err = readUint(dirs.memory, "memory.current")
+		}
+		if err == nil {
+			limit, err = readUint(dirs.memory, "memory.max")
+		}
+		if err == nil {
+			ooms, err = readKeyed(dirs.memory, "memory.events")
+		}
+	} else {
+		if st.CPUUsageNanos, err = readUint(dirs.cpu, "cpuacct.usage"); err == nil {
+			st.MemoryUsageBytes, err = readUint(dirs.memory, "memory.usage_in_bytes")
+		}
+		if err == nil {
+			limit, err = readUint(dirs.memory, "memory.limit_in_bytes")
+		}
+		if err == nil {
+			ooms, err = readKeyed(dirs.memory, "memory.oom_control")
+		}
 	}
-	st, err := m.Stats(&cgroups.StatsOptions{Controllers: cgroups.CPU | cgroups.Memory})
+	if err == nil {
+		memStat, err = readKeyed(dirs.memory, "memory.stat")
+	}
 	if err != nil {
 		return CgroupStats{}, fmt.Errorf("reading stats of cgroup %s: %w", p, err)
 	}
-	ooms, err := m.OOMKillCount()
-	if err != nil {
-		return CgroupStats{}, fmt.Errorf("reading OOM kills of cgroup %s: %w", p, err)
-	}
-	// The v1 manager reads a missing stat file as zeros: a cgroup removed
-	// while it was read must not look like an idle one.
-	if err := cgroupPresent(m, p); err != nil {
-		return CgroupStats{}, err
-	}
 	keys := memoryKeysV1
-	if cgroups.IsCgroup2UnifiedMode() {
+	if dirs.v2 {
 		keys = memoryKeysV2
 	}
-	out := fromLibStats(st, keys)
-	out.OOMKills = ooms
-	return out, nil
+	ws := usage.WorkingSet(st.MemoryUsageBytes, memStat[keys.inactiveFile])
+	st.MemoryWorkingSetBytes = ws
+	st.MemoryRSSBytes = memStat[keys.rss]
+	st.PageFaults = memStat[keys.pgfault]
+	st.MajorPageFaults = memStat[keys.pgmajfault]
+	st.MemoryAvailableBytes = available(limit, ws)
+	st.OOMKills = ooms["oom_kill"]
+	return st, nil
 }
 
-// cgroupPresent checks that the cgroup has a directory where its CPU or
-// memory counters live.
-func cgroupPresent(m cgroups.Manager, p string) error {
-	var lastErr error
-	for _, subsystem := range []string{"memory", "cpuacct"} {
-		dir := m.Path(subsystem)
-		if dir == "" {
+// cgroupDirs are where a cgroup's CPU and memory accounting files live:
+// one directory on a v2 host, one per controller on a v1 or hybrid one.
+type cgroupDirs struct {
+	cpu, memory string
+	v2          bool
+}
+
+// v1Mounts are the v1 hierarchies of cpuacct and memory, found once: the
+// lookup parses mountinfo.
+var v1Mounts = sync.OnceValues(func() (cgroupDirs, error) {
+	cpu, err := cgroups.FindCgroupMountpoint("", "cpuacct")
+	if err != nil {
+		return cgroupDirs{}, err
+	}
+	mem, err := cgroups.FindCgroupMountpoint("", "memory")
+	return cgroupDirs{cpu: cpu, memory: mem}, err
+})
+
+func accountingDirs(p string) (cgroupDirs, error) {
+	if cgroups.IsCgroup2UnifiedMode() {
+		d := path.Join("/sys/fs/cgroup", p)
+		return cgroupDirs{cpu: d, memory: d, v2: true}, nil
+	}
+	m, err := v1Mounts()
+	if err != nil {
+		return cgroupDirs{}, err
+	}
+	return cgroupDirs{cpu: path.Join(m.cpu, p), memory: path.Join(m.memory, p)}, nil
+}
+
+// readUint reads a file holding one number; "max" (v2's no limit) reads
+// as the largest value.
+func readUint(dir, file string) (uint64, error) {
+	b, err := os.ReadFile(path.Join(dir, file))
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return math.MaxUint64, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path.Join(dir, file), err)
+	}
+	return n, nil
+}
+
+func readKeyed(dir, file string) (map[string]uint64, error) {
+	b, err := os.ReadFile(path.Join(dir, file))
+	if err != nil {
+		return nil, err
+	}
+	return parseKeyed(b), nil
+}
+
+// parseKeyed parses "key value" lines (memory.stat, cpu.stat,
+// memory.events, memory.oom_control); lines that are not a key and an
+// unsigned number are skipped.
+func parseKeyed(b []byte) map[string]uint64 {
+	out := make(map[string]uint64, 48)
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		k, v, ok := bytes.Cut(line, []byte{' '})
+		if !ok {
 			continue
 		}
-		_, err := os.Stat(dir)
-		if err == nil {
-			return nil
+		if n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64); err == nil {
+			out[string(k)] = n
 		}
-		lastErr = err
 	}
-	if lastErr == nil {
-		lastErr = os.ErrNotExist
-	}
-	return fmt.Errorf("cgroup %s: %w", p, lastErr)
-}
-
-func fromLibStats(st *cgroups.Stats, keys memoryKeys) CgroupStats {
-	mem := st.MemoryStats
-	used := mem.Usage.Usage
-	ws := usage.WorkingSet(used, mem.Stats[keys.inactiveFile])
-	return CgroupStats{
-		CPUUsageNanos:         st.CpuStats.CpuUsage.TotalUsage,
-		MemoryUsageBytes:      used,
-		MemoryWorkingSetBytes: ws,
-		MemoryRSSBytes:        mem.Stats[keys.rss],
-		PageFaults:            mem.Stats[keys.pgfault],
-		MajorPageFaults:       mem.Stats[keys.pgmajfault],
-		MemoryAvailableBytes:  available(mem.Usage.Limit, ws),
-	}
+	return out
 }
 
 func available(limit, workingSet uint64) uint64 {

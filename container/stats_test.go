@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"testing"
 	"time"
@@ -240,5 +242,43 @@ func TestReadOOMKills(t *testing.T) {
 	}
 	if st.OOMKills != n {
 		t.Errorf("ReadCgroupStats counts %d OOM kills, ReadOOMKills %d", st.OOMKills, n)
+	}
+}
+
+func TestParseKeyed(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want map[string]uint64
+	}{
+		{"cache 4096\nrss 8192\ntotal_inactive_file 12\n", map[string]uint64{"cache": 4096, "rss": 8192, "total_inactive_file": 12}},
+		{"oom_kill_disable 0\nunder_oom 0\noom_kill 3", map[string]uint64{"oom_kill_disable": 0, "under_oom": 0, "oom_kill": 3}},
+		{"usage_usec 1500\n\nbroken\nneg -1\nword x\n", map[string]uint64{"usage_usec": 1500}},
+		{"", map[string]uint64{}},
+	} {
+		got := parseKeyed([]byte(c.in))
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("parseKeyed(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestReadUint(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"n": "42\n", "max": "max\n", "bad": "4x\n"} {
+		if err := os.WriteFile(path.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := readUint(dir, "n"); n != 42 || err != nil {
+		t.Errorf("42: %d, %v", n, err)
+	}
+	if n, err := readUint(dir, "max"); n != math.MaxUint64 || err != nil || available(n, 10) != 0 {
+		t.Errorf("max: %d, %v", n, err)
+	}
+	if _, err := readUint(dir, "bad"); err == nil {
+		t.Error("a bad number was read")
+	}
+	if _, err := readUint(dir, "missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing: %v, want ErrNotExist", err)
 	}
 }
