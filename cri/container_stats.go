@@ -25,11 +25,12 @@ func (s *Server) ContainerStats(_ context.Context, r *runtime.ContainerStatsRequ
 
 func (s *Server) listContainerStats(f *runtime.ContainerStatsFilter) []*runtime.ContainerStats {
 	cs := s.filterContainers(&runtime.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
-	now := time.Now()
-	out := make([]*runtime.ContainerStats, len(cs))
+	out := make([]*runtime.ContainerStats, 0, len(cs))
 	keep := map[string]bool{}
-	for i, c := range cs {
-		out[i] = s.containerStats(c, now)
+	for _, c := range cs {
+		if st, ok := s.stats.get(c.ID); ok {
+			out = append(out, st)
+		}
 		keep[c.ID] = true
 	}
 	if f == nil {

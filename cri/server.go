@@ -10,6 +10,7 @@ package cri
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -39,6 +40,9 @@ type Options struct {
 	Network NetworkStatus
 	// Streaming makes the URLs of exec, attach and port-forward sessions.
 	Streaming Streaming
+	// StatsPeriod is how old ListContainerStats's readings may be (0:
+	// read on every call); see statsCache.
+	StatsPeriod time.Duration
 }
 
 // Streaming is the streaming server (package stream), as the CRI calls
@@ -75,12 +79,21 @@ type Server struct {
 	podCIDR string // from UpdateRuntimeConfig
 
 	rates cpuRates
+	stats *statsCache
 }
 
 // New returns a server over the given managers. It answers Unavailable
 // until SetReady is called.
 func New(opts Options, sandboxes *sandbox.Manager, images *image.Service, containers *container.Manager) *Server {
-	return &Server{opts: opts, sandboxes: sandboxes, images: images, containers: containers}
+	s := &Server{opts: opts, sandboxes: sandboxes, images: images, containers: containers}
+	s.stats = newStatsCache(opts.StatsPeriod, func(id string, now time.Time) (*runtime.ContainerStats, bool) {
+		c, err := containers.Get(id)
+		if err != nil {
+			return nil, false
+		}
+		return s.containerStats(c, now), true
+	})
+	return s
 }
 
 // SetReady lets calls through; call it once recovery has finished.

@@ -70,6 +70,9 @@ type RuntimeConfig struct {
 	// RunPodSandbox keeps working after kubelet's 4-minute timeout, so that
 	// kubelet's retry gets the result.
 	CreateTimeout Duration `toml:"create_timeout" json:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
+	// Reading a container's counters costs ~0.1 ms: 200 containers, read on
+	// every call, would make kubelet's stats listing slow.
+	StatsPeriod Duration `toml:"stats_period" json:"stats_period" comment:"ListContainerStats answers from readings at most this old, reread once a period for the containers asked about in the last minute. 0: read on every call."`
 }
 
 // Duration is a time.Duration written as "10s" in TOML.
@@ -99,6 +102,7 @@ func defaultConfig() Config {
 			StopTimeout:        Duration(10 * time.Second),
 			SeccompProfileRoot: "/var/lib/kubelet/seccomp",
 			CreateTimeout:      Duration(4 * time.Minute),
+			StatsPeriod:        Duration(10 * time.Second),
 		},
 		Image:    ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3},
 		Registry: RegistryConfig{ConfigPath: "/etc/husk/certs.d"},

@@ -150,7 +150,7 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer streams.Close()
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams}, mgr, images, containers)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, StatsPeriod: time.Duration(cfg.Runtime.StatsPeriod)}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 

@@ -470,6 +470,34 @@ func TestContainerStats(t *testing.T) {
 	}
 }
 
+// ListContainerStats is served from readings kept for stats_period; they
+// are reread, so a container's growth shows within a period or two.
+func TestListContainerStatsRefreshes(t *testing.T) {
+	h, _ := ctrHuskd(t, "[runtime]\nstats_period = '1s'\n")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "stats-refresh", nil)
+	id := runCtr(t, h, pod, podCfg, ctrConfig("grows", "sleep", "3600"))
+	workingSet := func() uint64 {
+		l, err := h.Runtime.ListContainerStats(ctx, &runtime.ContainerStatsFilter{Id: id})
+		if err != nil || len(l) != 1 {
+			t.Fatalf("ListContainerStats: %v %v", l, err)
+		}
+		return l[0].GetMemory().GetWorkingSetBytes().GetValue()
+	}
+	before := workingSet()
+	// tmpfs pages are charged to the writer's cgroup and are not file
+	// cache: they count in the working set.
+	if _, _, err := h.Runtime.ExecSync(ctx, id, []string{"sh", "-c", "head -c 30000000 /dev/zero > /dev/shm/fill"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var now uint64
+	huskdtest.Eventually(t, 30*time.Second, "ListContainerStats to show the container's 30 MB", func() bool {
+		now = workingSet()
+		return now > before+20_000_000
+	})
+	t.Logf("working set %d → %d", before, now)
+}
+
 func TestCreateContainerBadInput(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	ctx := context.Background()
