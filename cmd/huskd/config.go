@@ -25,6 +25,14 @@ type Config struct {
 	Registry  RegistryConfig  `toml:"registry" json:"registry"`
 	CNI       CNIConfig       `toml:"cni" json:"cni"`
 	Streaming StreamingConfig `toml:"streaming" json:"streaming"`
+	Debug     DebugConfig     `toml:"debug" json:"debug"`
+}
+
+// DebugConfig is the [debug] table.
+type DebugConfig struct {
+	// Go's profiler, for finding what makes a call slow on a real node
+	// (as containerd's debug address does).
+	PprofAddress string `toml:"pprof_address" json:"pprof_address" comment:"Serve Go's pprof profiles over HTTP here (e.g. 127.0.0.1:6060); empty: off. Keep it on loopback."`
 }
 
 // StreamingConfig is the [streaming] table: the server exec, attach and

@@ -150,6 +150,13 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer streams.Close()
+	if cfg.Debug.PprofAddress != "" {
+		stop, err := servePprof(cfg.Debug.PprofAddress)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, StatsPeriod: time.Duration(cfg.Runtime.StatsPeriod)}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)

@@ -65,7 +65,7 @@ func (t *table) String() string {
 				met = " met"
 			}
 		}
-		fmt.Fprintf(&b, "%-44s %5d %9.2f %9.2f %9.2f %9.2f %6.2f %6s%s\n",
+		fmt.Fprintf(&b, "%-44s %5d %9.2f %9.2f %9.2f %9.2f %6.3f %6s%s\n",
 			r.What+" ("+r.Unit+")", r.Samples, r.HuskMedian, r.HuskP90, r.CtrdMedian, r.CtrdP90, r.Ratio, target, met)
 	}
 	return b.String()
