@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
@@ -188,6 +189,9 @@ func BenchmarkCompare(b *testing.B) {
 	}
 	tab.add("ExecSync true", "ms", 0.5, ms(husk.samples["execsync"]), ms(ctrd.samples["execsync"]))
 
+	// Before the 100 pods below, which would weigh on it.
+	critestBenchmarks(b, &tab, rts)
+
 	// 100 pods × 2 containers each (with the exec pod: 101 pods, 201
 	// containers), then the calls kubelet makes every second.
 	const pods = 100
@@ -325,4 +329,81 @@ func processes() map[int]proc {
 		out[pid] = proc{comm: s[open+1 : end], ppid: ppid, cmdline: string(cmd)}
 	}
 	return out
+}
+
+// critestParams keeps critest -benchmark to a minute a runtime: its own
+// defaults are unset (it skips) or thousands of pods.
+const critestParams = `containersNumber: 20
+containersNumberParallel: 1
+podsNumber: 20
+podsNumberParallel: 1
+imagesNumber: 5
+imagesNumberParallel: 1
+`
+
+// critestBenchmarks runs critest -benchmark against each runtime in turn
+// and adds a row per benchmark operation (CreatePod, StartContainer, …)
+// with the median and p90 of its samples.
+func critestBenchmarks(b *testing.B, tab *table, rts []*runtimeUnderTest) {
+	bin := os.Getenv("HUSK_CRITEST")
+	if bin == "" {
+		b.Log("HUSK_CRITEST is not set: no critest -benchmark (make bench sets it)")
+		return
+	}
+	params := filepath.Join(b.TempDir(), "params.yaml")
+	if err := os.WriteFile(params, []byte(critestParams), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	samples := map[string]map[string][]float64{} // operation → runtime → ms
+	var ops []string
+	for _, r := range rts {
+		dir := b.TempDir()
+		cmd := exec.Command(bin, "-benchmark", "-benchmarking-params-file", params, "-benchmarking-output-dir", dir,
+			"-runtime-endpoint", r.endpoint, "-image-endpoint", r.endpoint, "-ginkgo.no-color")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			// Its reports are written as each benchmark ends: keep them.
+			b.Logf("critest -benchmark against %s: %v\n%s", r.name, err, tailBytes(out, 3000))
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*_benchmark_data.json"))
+		sort.Strings(files)
+		for _, f := range files {
+			var res struct {
+				OperationsNames []string `json:"operationsNames"`
+				Datapoints      []struct {
+					OperationsDurationsNs []int64 `json:"operationsDurationsNs"`
+				} `json:"datapoints"`
+			}
+			body, err := os.ReadFile(f)
+			if err == nil {
+				err = json.Unmarshal(body, &res)
+			}
+			if err != nil {
+				b.Fatalf("%s: %v", f, err)
+			}
+			bench := strings.TrimSuffix(filepath.Base(f), "_benchmark_data.json")
+			for i, name := range res.OperationsNames {
+				op := "critest " + strings.ReplaceAll(bench, "_", " ") + ": " + name
+				if samples[op] == nil {
+					samples[op] = map[string][]float64{}
+					ops = append(ops, op)
+				}
+				for _, d := range res.Datapoints {
+					if i < len(d.OperationsDurationsNs) {
+						samples[op][r.name] = append(samples[op][r.name], float64(d.OperationsDurationsNs[i])/1e6)
+					}
+				}
+			}
+		}
+	}
+	for _, op := range ops {
+		tab.add(op, "ms", 0, samples[op]["husk"], samples[op]["containerd"])
+	}
+}
+
+func tailBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
 }

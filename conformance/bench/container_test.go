@@ -15,6 +15,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/conformance/containerdtest"
+	"github.com/huskrt/husk/conformance/critest"
 	"github.com/huskrt/husk/conformance/huskdtest"
 	"github.com/huskrt/husk/conformance/images"
 )
@@ -35,11 +36,12 @@ func pauseImage(b *testing.B) v1.Image {
 // runtimes starts a registry with busybox and pause, a huskd, and (when
 // installed) a containerd, both pulling through the same mirrors.
 type runtimeUnderTest struct {
-	name    string
-	rt      internalapi.RuntimeService
-	images  internalapi.ImageManagerService
-	pid     func() int
-	samples map[string][]time.Duration
+	name     string
+	endpoint string // unix://…
+	rt       internalapi.RuntimeService
+	images   internalapi.ImageManagerService
+	pid      func() int
+	samples  map[string][]time.Duration
 }
 
 // With podNetwork, containerd gets a CNI config directory holding husk's
@@ -47,28 +49,21 @@ type runtimeUnderTest struct {
 // plugins; without it, only host-network pods can run on containerd.
 func runtimes(b *testing.B, podNetwork bool) []*runtimeUnderTest {
 	b.Helper()
-	reg := images.StartRegistry(b)
-	bb, err := images.BusyboxPath()
-	if err != nil {
-		b.Skip(err)
-	}
-	img, err := images.Busybox(bb, images.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg.Push(b, "e2e-test-images/busybox:1.29-2", img)
+	// critest's images (busybox among them), so that critest -benchmark
+	// runs against the same registry; containerd's sandbox image is a real
+	// pause.
+	reg, hostsDir := critest.Serve(b)
 	reg.Push(b, "pause:3.9", pauseImage(b))
-	hostsDir := reg.MirrorConfig(b, "registry.k8s.io")
 	// At the verbosity huskd runs with in production, as containerd does.
 	h := huskdtest.Start(b, append(huskdtest.Config(b, fmt.Sprintf("[registry]\nconfig_path = %q\n", hostsDir)), "-v", "0")...)
-	out := []*runtimeUnderTest{{name: "husk", rt: h.Runtime, images: h.Images, pid: h.PID}}
+	out := []*runtimeUnderTest{{name: "husk", endpoint: "unix://" + h.Sock, rt: h.Runtime, images: h.Images, pid: h.PID}}
 	if _, err := exec.LookPath("containerd"); err == nil {
 		opts := containerdtest.Options{HostsDir: hostsDir}
 		if podNetwork {
 			opts.CNIConfDir = containerdNetwork(b)
 		}
 		c := containerdtest.Start(b, opts)
-		out = append(out, &runtimeUnderTest{name: "containerd", rt: c.Runtime, images: c.Images, pid: c.PID})
+		out = append(out, &runtimeUnderTest{name: "containerd", endpoint: "unix://" + c.Sock, rt: c.Runtime, images: c.Images, pid: c.PID})
 	} else {
 		b.Log("containerd is not installed; measuring husk alone (`make bench` installs it)")
 	}

@@ -129,8 +129,8 @@ func BuildImagebin() ([]byte, error) {
 }
 
 // Serve starts a registry with critest's images for the test and returns
-// a hosts.toml directory that mirrors critest's registries to it.
-func Serve(t testing.TB) string {
+// it and a hosts.toml directory that mirrors critest's registries to it.
+func Serve(t testing.TB) (*images.Registry, string) {
 	t.Helper()
 	bb, err := images.BusyboxPath()
 	if err != nil {
@@ -153,7 +153,7 @@ func Serve(t testing.TB) string {
 	for _, n := range names {
 		reg.Push(t, n, imgs[n])
 	}
-	return reg.MirrorConfig(t, Registries...)
+	return reg, reg.MirrorConfig(t, Registries...)
 }
 
 // Spec is one spec of a critest run.

@@ -31,7 +31,7 @@ func TestCritest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := Serve(t)
+	_, hosts := Serve(t)
 	h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[registry]\nconfig_path = %q\n", hosts))...)
 
 	removeNewShm(t)
