@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -305,10 +307,51 @@ func (s *server) kill(c *ctr, timeout time.Duration) error {
 // state; the shim keeps its record.
 func (s *server) destroy(c *ctr, timeout time.Duration) error {
 	err := s.kill(c, timeout)
+	if err == nil && s.removeExited(c) {
+		return nil
+	}
 	if derr := s.runc(runcCall{args: []string{"delete", "--force", "--timeout=" + timeout.String(), "--id=" + c.id}}); derr != nil {
 		err = errors.Join(err, derr)
 	}
 	return err
+}
+
+// removeExited does what `husk-runc delete` does for a container whose
+// processes are all gone, without starting husk-runc (most of a
+// RemoveContainer's ~10 ms): it removes the container's cgroups, then
+// libcontainer's state. It answers false, leaving what is left to delete,
+// when a process may remain (a pod-wide PID namespace keeps the
+// container's children alive after its init) or the cgroups cannot go
+// (the container made cgroups of its own): delete --force handles those.
+func (s *server) removeExited(c *ctr) bool {
+	select {
+	case <-c.exited:
+	default:
+		return false
+	}
+	dir := filepath.Join(s.runcRoot(), c.id)
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return true // deleted already
+	}
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroup_paths"`
+	}
+	if err != nil || json.Unmarshal(b, &st) != nil {
+		return false
+	}
+	for _, p := range st.CgroupPaths {
+		procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err == nil && len(bytes.TrimSpace(procs)) > 0 {
+			return false
+		}
+	}
+	for _, p := range st.CgroupPaths {
+		if err := unix.Rmdir(p); err != nil && !errors.Is(err, unix.ENOENT) {
+			return false
+		}
+	}
+	return os.RemoveAll(dir) == nil
 }
 
 // removeContainer destroys the container and forgets it.

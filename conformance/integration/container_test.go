@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -720,5 +721,61 @@ func TestUserNamespacePod(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(h.Root, "containers", id, "upper", "newfile"))
 	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != 100000 {
 		t.Errorf("the new file on the host: %v %v", fi, err)
+	}
+}
+
+// RemoveContainer of an exited container takes its cgroups and
+// libcontainer state with it while the pod runs on, also when a child of
+// the container outlives its init in a pod-wide PID namespace (the shim
+// then leaves the work to husk-runc delete, which kills the child).
+func TestRemoveExitedContainerLeavesNothing(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	pod, podCfg := podWithLogs(t, h, "rm-exited", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}}
+	})
+	for _, c := range []struct {
+		name string
+		cmd  []string
+	}{
+		{"alone", []string{"true"}},
+		{"orphan", []string{"sh", "-c", "sleep 3600 & echo $! > /dev/shm/orphan"}},
+	} {
+		cfg := ctrConfig(c.name, c.cmd...)
+		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+		id := runCtr(t, h, pod, podCfg, cfg)
+		waitExited(t, h, id, 30*time.Second)
+		resp, err := h.Runtime.ContainerStatus(ctx, id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct {
+			CgroupPath string `json:"cgroupPath"`
+		}
+		if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil || info.CgroupPath == "" {
+			t.Fatalf("%s: verbose info %q: %v", c.name, resp.GetInfo()["info"], err)
+		}
+		if len(huskdtest.CgroupDirs(info.CgroupPath)) == 0 {
+			t.Fatalf("%s: no cgroup at %s before the removal", c.name, info.CgroupPath)
+		}
+		if err := h.Runtime.RemoveContainer(ctx, id); err != nil {
+			t.Fatalf("%s: RemoveContainer: %v", c.name, err)
+		}
+		if left := huskdtest.CgroupDirs(info.CgroupPath); len(left) > 0 {
+			t.Errorf("%s: cgroups left after RemoveContainer: %v", c.name, left)
+		}
+		state := filepath.Join(h.State, "pods", pod, "runc", id)
+		if _, err := os.Stat(state); !os.IsNotExist(err) {
+			t.Errorf("%s: libcontainer state %s left: %v", c.name, state, err)
+		}
+	}
+	// The orphan was killed with its container's cgroup.
+	out, _, err := h.Runtime.ExecSync(ctx, runCtr(t, h, pod, podCfg, func() *runtime.ContainerConfig {
+		cfg := ctrConfig("looker", "sleep", "3600")
+		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+		return cfg
+	}()), []string{"sh", "-c", "ps -o args | grep -c '^sleep 3600$'"}, 10*time.Second)
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("sleep processes in the pod (the looker's own only): %q, %v", out, err)
 	}
 }
