@@ -169,7 +169,16 @@ func (c *Containerd) stop() {
 			_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
 		}
 	}
+	// containerd's cgroup parent for pods that name none, once empty.
+	for _, h := range cgroupHierarchies() {
+		_ = os.Remove(filepath.Join(h, "k8s.io"))
+	}
 	if err := os.RemoveAll(c.Dir); err != nil {
 		c.t.Errorf("removing containerd's directory: %v", err)
 	}
+}
+
+func cgroupHierarchies() []string {
+	hs, _ := filepath.Glob("/sys/fs/cgroup/*")
+	return append(hs, "/sys/fs/cgroup")
 }

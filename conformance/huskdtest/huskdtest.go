@@ -58,8 +58,9 @@ type Huskd struct {
 	// Args are extra huskd arguments, kept across restarts.
 	Args []string
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	cmd          *exec.Cmd
+	exited       chan struct{}
+	afterCleanup []func()
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
 	// Raw and RawImages are plain gRPC clients, for calls where the exact
@@ -262,6 +263,13 @@ func (h *Huskd) Running() bool {
 // cleanup removes every pod through the CRI, stops huskd, then fails the
 // test if anything of the pods is left on the node.
 func (h *Huskd) cleanup() {
+	// Last: what they remove (cgroup parents) holds what the checks below
+	// look for.
+	defer func() {
+		for i := len(h.afterCleanup) - 1; i >= 0; i-- {
+			h.afterCleanup[i]()
+		}
+	}()
 	if h.Running() {
 		if h.Runtime == nil {
 			h.WaitReady()

@@ -2,6 +2,8 @@ package huskdtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -115,6 +117,22 @@ func CgroupDirs(p string) []string {
 		}
 	}
 	return out
+}
+
+// CgroupParent returns a fresh cgroup parent for the test's pods and
+// removes it once huskd's cleanup has removed the pods under it (husk
+// removes pod cgroups, not their parent, which is kubelet's on a node).
+func (h *Huskd) CgroupParent() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	p := "/husktest-" + hex.EncodeToString(b)
+	h.afterCleanup = append(h.afterCleanup, func() {
+		RemoveCgroup(p)
+		if left := CgroupDirs(p); len(left) > 0 {
+			h.t.Errorf("cgroup parent %s left: %v", p, left)
+		}
+	})
+	return p
 }
 
 // RemoveCgroup removes cgroup path p from every hierarchy, for parents a

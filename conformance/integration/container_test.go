@@ -410,7 +410,7 @@ func TestSecurityContext(t *testing.T) {
 func TestUpdateContainerResources(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	ctx := context.Background()
-	parent := cgroupParent(t)
+	parent := h.CgroupParent()
 	pod, podCfg := podWithLogs(t, h, "update", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = parent })
 	cfg := ctrConfig("limited", "sleep", "1000")
 	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 512}

@@ -4,8 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -23,17 +21,6 @@ import (
 
 	"github.com/huskrt/husk/conformance/huskdtest"
 )
-
-// cgroupParent returns a fresh cgroup parent for a test and removes it
-// when the test ends (husk removes the pod cgroups under it, not the
-// parent, which belongs to kubelet on a real node).
-func cgroupParent(t *testing.T) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	p := "/husktest-" + hex.EncodeToString(b)
-	t.Cleanup(func() { huskdtest.RemoveCgroup(p) })
-	return p
-}
 
 func nsenter(t *testing.T, args ...string) string {
 	t.Helper()
@@ -99,7 +86,7 @@ func TestRuntimeInfo(t *testing.T) {
 func TestPodLifecycle(t *testing.T) {
 	h := huskdtest.Start(t)
 	ctx := context.Background()
-	parent := cgroupParent(t)
+	parent := h.CgroupParent()
 
 	cfg := huskdtest.PodConfig("life")
 	cfg.Metadata.Attempt = 3
@@ -379,7 +366,7 @@ func TestRestartKeepsPods(t *testing.T) {
 func TestKilledShimMakesPodNotReady(t *testing.T) {
 	h := huskdtest.Start(t)
 	ctx := context.Background()
-	parent := cgroupParent(t)
+	parent := h.CgroupParent()
 	cfg := huskdtest.PodConfig("shimkill")
 	cfg.Linux.CgroupParent = parent
 	id := h.RunPod(cfg)
@@ -618,7 +605,7 @@ func TestInvalidArgument(t *testing.T) {
 func TestFailedRunPodSandboxLeavesNothing(t *testing.T) {
 	t.Run("pause fails to start", func(t *testing.T) {
 		h := huskdtest.Start(t)
-		parent := cgroupParent(t)
+		parent := h.CgroupParent()
 		cfg := huskdtest.PodConfig("fail-sysctl")
 		cfg.Linux.CgroupParent = parent
 		// Valid as a name, refused by the kernel when the pause starts.
@@ -708,7 +695,7 @@ func TestCrashDuringRunPodSandboxLeavesNothing(t *testing.T) {
 	for _, restartAfter := range []time.Duration{0, 3 * time.Second} {
 		t.Run(fmt.Sprintf("restart after %s", restartAfter), func(t *testing.T) {
 			h := slowShim(t, 1500*time.Millisecond)
-			parent := cgroupParent(t)
+			parent := h.CgroupParent()
 			cfg := huskdtest.PodConfig("crash")
 			cfg.Linux.CgroupParent = parent
 			go func() {
