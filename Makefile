@@ -67,6 +67,8 @@ TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYB
 # compete for the machine's two cores.
 test: deps build
 	./scripts/kubelet.sh
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/conformance/critest$$')
 	$(MAKE) --no-print-directory conformance

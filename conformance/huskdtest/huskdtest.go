@@ -61,8 +61,8 @@ type Huskd struct {
 	cmd          *exec.Cmd
 	exited       chan struct{}
 	afterCleanup []func()
-	Runtime internalapi.RuntimeService
-	Images  internalapi.ImageManagerService
+	Runtime      internalapi.RuntimeService
+	Images       internalapi.ImageManagerService
 	// Raw and RawImages are plain gRPC clients, for calls where the exact
 	// request or the gRPC status matters.
 	Raw       runtime.RuntimeServiceClient

@@ -134,21 +134,11 @@ func prepareHost(t *testing.T) (cgroupRoot string) {
 // hybrid host one per controller (and the named systemd one, and the
 // unified one), on a v2 host the unified one alone.
 func hierarchies() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	return mountPoints(func(fields []string) bool {
 		// The filesystem type is the first field after " - ".
-		fields := strings.Fields(sc.Text())
-		if i := slices.Index(fields, "-"); i > 4 && i+1 < len(fields) && (fields[i+1] == "cgroup" || fields[i+1] == "cgroup2") {
-			out = append(out, fields[4])
-		}
-	}
-	return out
+		i := slices.Index(fields, "-")
+		return i > 4 && i+1 < len(fields) && (fields[i+1] == "cgroup" || fields[i+1] == "cgroup2")
+	})
 }
 
 // removeCgroupTree removes cgroup path p and everything below it from every
@@ -557,6 +547,14 @@ func removeLogLinks(podLogs string) {
 
 // mountsUnder lists the mount points at or under dir, in mount order.
 func mountsUnder(dir string) []string {
+	return mountPoints(func(fields []string) bool {
+		return fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")
+	})
+}
+
+// mountPoints lists, in mount order, the mount points of the mountinfo
+// lines (split into fields, at least five) that match.
+func mountPoints(match func(fields []string) bool) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
@@ -565,8 +563,7 @@ func mountsUnder(dir string) []string {
 	var out []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 && match(fields) {
 			out = append(out, fields[4])
 		}
 	}
