@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/container"
@@ -84,6 +85,16 @@ func criContainer(c *container.Container) *runtime.Container {
 // ListContainers lists all containers by filters: ID or unique prefix,
 // state, pod sandbox and labels.
 func (s *Server) ListContainers(_ context.Context, r *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
+	if isZero(r.GetFilter()) {
+		all := s.containers.List()
+		return s.containerList.get(all, func() proto.Message {
+			out := make([]*runtime.Container, len(all))
+			for i, c := range all {
+				out[i] = criContainer(c)
+			}
+			return &runtime.ListContainersResponse{Containers: out}
+		}).(*runtime.ListContainersResponse), nil
+	}
 	cs := s.filterContainers(r.GetFilter())
 	out := make([]*runtime.Container, len(cs))
 	for i, c := range cs {

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/internal/ids"
@@ -64,5 +65,10 @@ func (s *Server) listSandboxes(f *runtime.PodSandboxFilter) []*runtime.PodSandbo
 // ListPodSandbox returns a list of PodSandboxes, filtered by ID (or a
 // unique ID prefix), state and labels.
 func (s *Server) ListPodSandbox(_ context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
+	if isZero(r.GetFilter()) {
+		return s.podList.get(s.sandboxes.List(), func() proto.Message {
+			return &runtime.ListPodSandboxResponse{Items: s.listSandboxes(nil)}
+		}).(*runtime.ListPodSandboxResponse), nil
+	}
 	return &runtime.ListPodSandboxResponse{Items: s.listSandboxes(r.GetFilter())}, nil
 }

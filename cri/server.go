@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/container"
@@ -80,6 +82,9 @@ type Server struct {
 
 	rates cpuRates
 	stats *statsCache
+	// The unfiltered list answers, kept between changes.
+	podList       listCache[sandbox.Sandbox]
+	containerList listCache[container.Container]
 }
 
 // New returns a server over the given managers. It answers Unavailable
@@ -112,6 +117,9 @@ const MaxMessage = 16 << 20
 // ServerOptions are the interceptors every husk gRPC server needs.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(cachingCodec{CodecV2: encoding.GetCodecV2("proto"), caches: []interface {
+			encoded(proto.Message) ([]byte, bool, error)
+		}{&s.podList, &s.containerList}}),
 		grpc.UnaryInterceptor(s.unaryInterceptor),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		// kubelet's own limit; lists of many pods are large.
