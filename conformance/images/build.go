@@ -243,6 +243,11 @@ func BusyboxFiles(busybox string) ([]File, error) {
 	for _, d := range dirList {
 		files = append(files, File{Name: d + "/"})
 	}
+	return appendLibs(files, libs)
+}
+
+// appendLibs appends the libraries' files, each at the name it is loaded by.
+func appendLibs(files []File, libs []sharedLib) ([]File, error) {
 	for _, lib := range libs {
 		body, err := os.ReadFile(lib.real)
 		if err != nil {
@@ -266,14 +271,7 @@ func ProgramFiles(bin string) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, lib := range libs {
-		body, err := os.ReadFile(lib.real)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, File{Name: strings.TrimPrefix(lib.name, "/"), Body: body, Mode: 0o755})
-	}
-	return files, nil
+	return appendLibs(files, libs)
 }
 
 type sharedLib struct{ name, real string }
