@@ -73,6 +73,26 @@ func DestroyCgroup(p string, timeout time.Duration) error {
 	return m.Destroy()
 }
 
+// removeEmptyCgroup removes the cgroup at p from every hierarchy where it
+// exists and is empty; the first other failure (a child cgroup: EBUSY) is
+// returned after trying the rest.
+func removeEmptyCgroup(p string) error {
+	if p == "/" {
+		return nil
+	}
+	m, err := cgroupManager(p)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, dir := range m.GetPaths() {
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // cgroupExists reports whether the cgroup at p exists in any hierarchy.
 func cgroupExists(p string) bool {
 	m, err := cgroupManager(p)

@@ -141,6 +141,8 @@ type Manager struct {
 
 	mu   sync.RWMutex
 	pods map[string]*pod
+	// creating counts RunPodSandbox calls whose pod is not in pods yet.
+	creating int
 
 	observer Observer
 }
@@ -336,7 +338,14 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	}
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
 	defer cancel()
+	m.mu.Lock()
+	m.creating++
+	m.mu.Unlock()
 	err := m.create(work, id, name, cfg, handler)
+	m.mu.Lock()
+	m.creating--
+	m.dropDefaultParentLocked()
+	m.mu.Unlock()
 	m.names.Finish(name, r, err, ctx.Err() != nil)
 	if err != nil {
 		return "", err
@@ -680,11 +689,27 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		p.removed = true
 		m.mu.Lock()
 		delete(m.pods, cur.ID)
+		m.dropDefaultParentLocked()
 		m.mu.Unlock()
 		m.names.Release(cur.Name, cur.ID)
 		klog.InfoS("Pod sandbox removed", "podSandboxID", cur.ID)
 		return nil
 	})
+}
+
+// dropDefaultParentLocked removes the default cgroup parent once no pod is
+// left or being made: huskd made it (libcontainer creates a pod's cgroup
+// with its parents) for the pods that named no parent of their own, and a
+// node whose pods are all gone must be as clean as before. Holding mu keeps
+// a RunPodSandbox from starting meanwhile; a parent that still has
+// children (another program's) stays.
+func (m *Manager) dropDefaultParentLocked() {
+	if len(m.pods) > 0 || m.creating > 0 {
+		return
+	}
+	if err := removeEmptyCgroup(m.cfg.CgroupParent); err != nil {
+		klog.V(2).InfoS("Keeping the default cgroup parent", "cgroup", m.cfg.CgroupParent, "reason", err.Error())
+	}
 }
 
 // removeFiles unpins the namespaces and deletes the pod's directories, the

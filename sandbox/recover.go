@@ -78,6 +78,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 			}
 		}
 	}
+	m.mu.Lock()
+	m.dropDefaultParentLocked() // a crash may have left it with no pod
+	m.mu.Unlock()
 	klog.InfoS("Recovered pod sandboxes", "count", len(m.pods))
 	return nil
 }

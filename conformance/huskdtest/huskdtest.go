@@ -55,6 +55,9 @@ type Huskd struct {
 	LogPath string
 	// Bridge is the built-in network's bridge of this huskd.
 	Bridge string
+	// DefaultCgroupParent is huskd's default cgroup parent, which huskd removes
+	// once its last pod is gone.
+	DefaultCgroupParent string
 	// Args are extra huskd arguments, kept across restarts.
 	Args []string
 
@@ -75,7 +78,10 @@ type Huskd struct {
 // test gets a network of its own: an empty CNI configuration directory (so
 // the built-in network), a bridge named hk<random> and a random /24 in
 // 10.100.0.0/14, and the bridge is deleted when the test ends; host
-// settings the bridge plugin changes are put back.
+// settings the bridge plugin changes are put back. Unless toml names one,
+// huskd gets a default cgroup parent of its own (/husk-<random>), so that
+// huskds of parallel test processes never share one and the cleanup can
+// check that huskd removed it.
 func Config(t testing.TB, toml string) []string {
 	t.Helper()
 	dir := t.TempDir()
@@ -90,6 +96,16 @@ func Config(t testing.TB, toml string) []string {
 			filepath.Join(dir, "net.d"), bridge, 100+int(b[0])%4, b[1])
 		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	}
+	if !strings.Contains(toml, "cgroup_parent") {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		line := fmt.Sprintf("cgroup_parent = \"/husk-%x\"\n", b)
+		if strings.Contains(toml, "[runtime]\n") {
+			toml = strings.Replace(toml, "[runtime]\n", "[runtime]\n"+line, 1)
+		} else {
+			toml += "\n[runtime]\n" + line
+		}
+	}
 	p := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
@@ -97,14 +113,13 @@ func Config(t testing.TB, toml string) []string {
 	return []string{"--config", p}
 }
 
-var bridgeRE = regexp.MustCompile(`(?m)^bridge = "([^"]+)"`)
-
-// bridgeOf is the bridge named in a config file given in args.
-func bridgeOf(args []string) string {
+// configValue is the string value of key in the config file given in args.
+func configValue(args []string, key string) string {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + ` = "([^"]+)"`)
 	for i, a := range args {
 		if a == "--config" && i+1 < len(args) {
 			b, _ := os.ReadFile(args[i+1])
-			if m := bridgeRE.FindSubmatch(b); m != nil {
+			if m := re.FindSubmatch(b); m != nil {
 				return string(m[1])
 			}
 		}
@@ -136,7 +151,7 @@ func Start(t testing.TB, args ...string) *Huskd {
 		t.Fatalf("config %s has no [cni] section: make it with huskdtest.Config", args[i+1])
 	}
 	h := &Huskd{
-		t: t, Bin: bin, Dir: dir, Bridge: bridgeOf(args),
+		t: t, Bin: bin, Dir: dir, Bridge: configValue(args, "bridge"), DefaultCgroupParent: configValue(args, "cgroup_parent"),
 		Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		Sock: filepath.Join(dir, "husk.sock"), LogPath: filepath.Join(dir, "huskd.log"),
 		Args: args,
@@ -317,6 +332,11 @@ func (h *Huskd) Leaks() []string {
 	for _, c := range h.podCgroups() {
 		leaks = append(leaks, "cgroup "+c)
 	}
+	if h.DefaultCgroupParent != "" {
+		for _, d := range CgroupDirs(h.DefaultCgroupParent) {
+			leaks = append(leaks, "default cgroup parent "+d)
+		}
+	}
 	return append(leaks, h.networkLeaks()...)
 }
 
@@ -469,6 +489,9 @@ func (h *Huskd) forceClean() {
 	}
 	for _, c := range h.podCgroups() {
 		_ = os.Remove(c)
+	}
+	if h.DefaultCgroupParent != "" {
+		RemoveCgroup(h.DefaultCgroupParent)
 	}
 }
 
