@@ -49,13 +49,17 @@ func (c *listCache[S]) encoded(m proto.Message) ([]byte, bool, error) {
 	return c.wire, true, nil
 }
 
+// encodedCache gives the kept encoding of a message it keeps (ok false for
+// any other message).
+type encodedCache interface {
+	encoded(m proto.Message) (wire []byte, ok bool, err error)
+}
+
 // cachingCodec is gRPC's proto codec, except that a kept list answer goes
 // out in its kept encoding.
 type cachingCodec struct {
 	encoding.CodecV2
-	caches []interface {
-		encoded(proto.Message) ([]byte, bool, error)
-	}
+	caches []encodedCache
 }
 
 func (c cachingCodec) Marshal(v any) (mem.BufferSlice, error) {

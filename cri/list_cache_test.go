@@ -35,9 +35,7 @@ func TestListCache(t *testing.T) {
 		}
 	}
 
-	codec := cachingCodec{CodecV2: encoding.GetCodecV2("proto"), caches: []interface {
-		encoded(proto.Message) ([]byte, bool, error)
-	}{&c}}
+	codec := cachingCodec{CodecV2: encoding.GetCodecV2("proto"), caches: []encodedCache{&c}}
 	kept := c.get([]*snap{a, b}, build([]*snap{a, b}))
 	want, _ := proto.Marshal(kept)
 	for i := 0; i < 2; i++ {

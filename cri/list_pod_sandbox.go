@@ -33,7 +33,11 @@ func matchSandbox(sb *sandbox.Sandbox, f *runtime.PodSandboxFilter, id string) b
 }
 
 func (s *Server) listSandboxes(f *runtime.PodSandboxFilter) []*runtime.PodSandbox {
-	all := s.sandboxes.List()
+	return criSandboxes(s.sandboxes.List(), f)
+}
+
+// criSandboxes is the CRI form of the snapshots the filter selects.
+func criSandboxes(all []*sandbox.Sandbox, f *runtime.PodSandboxFilter) []*runtime.PodSandbox {
 	id := ""
 	if f.GetId() != "" {
 		list := make([]string, len(all))
@@ -66,8 +70,9 @@ func (s *Server) listSandboxes(f *runtime.PodSandboxFilter) []*runtime.PodSandbo
 // unique ID prefix), state and labels.
 func (s *Server) ListPodSandbox(_ context.Context, r *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	if isZero(r.GetFilter()) {
-		return s.podList.get(s.sandboxes.List(), func() proto.Message {
-			return &runtime.ListPodSandboxResponse{Items: s.listSandboxes(nil)}
+		all := s.sandboxes.List()
+		return s.podList.get(all, func() proto.Message {
+			return &runtime.ListPodSandboxResponse{Items: criSandboxes(all, nil)}
 		}).(*runtime.ListPodSandboxResponse), nil
 	}
 	return &runtime.ListPodSandboxResponse{Items: s.listSandboxes(r.GetFilter())}, nil

@@ -14,7 +14,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/container"
@@ -117,9 +116,7 @@ const MaxMessage = 16 << 20
 // ServerOptions are the interceptors every husk gRPC server needs.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(cachingCodec{CodecV2: encoding.GetCodecV2("proto"), caches: []interface {
-			encoded(proto.Message) ([]byte, bool, error)
-		}{&s.podList, &s.containerList}}),
+		grpc.ForceServerCodecV2(cachingCodec{CodecV2: encoding.GetCodecV2("proto"), caches: []encodedCache{&s.podList, &s.containerList}}),
 		grpc.UnaryInterceptor(s.unaryInterceptor),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		// kubelet's own limit; lists of many pods are large.
