@@ -53,6 +53,10 @@ type Manager struct {
 	source  string // the file the configuration came from, or "built-in"
 	notOK   error  // why no pod can get a network now
 	podCIDR string
+	// builtinSubnets are the built-in network's subnets while it is the
+	// current network, "" otherwise.
+	builtinSubnets string
+	masq           masquerade
 
 	watcher *fsnotify.Watcher
 }
@@ -108,13 +112,13 @@ func (m *Manager) watch() {
 // reload picks the first configuration of the directory by name that
 // loads, or the built-in network when the directory holds none.
 func (m *Manager) reload() {
-	list, source, err := m.load()
+	list, source, subnets, err := m.load()
 	if err == nil {
 		err = m.checkPlugins(list)
 	}
 	m.mu.Lock()
 	changed := source != m.source || (err == nil) != (m.notOK == nil)
-	m.current, m.source, m.notOK = list, source, err
+	m.current, m.source, m.notOK, m.builtinSubnets = list, source, err, subnets
 	m.mu.Unlock()
 	if err != nil {
 		klog.ErrorS(err, "No pod network", "confDir", m.cfg.ConfDir)
@@ -123,10 +127,12 @@ func (m *Manager) reload() {
 	}
 }
 
-func (m *Manager) load() (*libcni.NetworkConfigList, string, error) {
+// load returns the network, where it came from, and for the built-in
+// network its subnets.
+func (m *Manager) load() (*libcni.NetworkConfigList, string, string, error) {
 	files, err := libcni.ConfFiles(m.cfg.ConfDir, []string{".conf", ".conflist", ".json"})
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", m.cfg.ConfDir, err)
+		return nil, "", "", fmt.Errorf("reading %s: %w", m.cfg.ConfDir, err)
 	}
 	var errs []error
 	for _, f := range files { // sorted by name: the first that loads wins
@@ -135,20 +141,24 @@ func (m *Manager) load() (*libcni.NetworkConfigList, string, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", f, err))
 			continue
 		}
-		return list, f, nil
+		return list, f, "", nil
 	}
 	if len(errs) > 0 {
-		return nil, "", errors.Join(errs...)
+		return nil, "", "", errors.Join(errs...)
 	}
 	m.mu.RLock()
 	cidr := m.podCIDR
 	m.mu.RUnlock()
 	b, err := Builtin(m.cfg, cidr)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
+	}
+	subnets := m.cfg.Subnet
+	if cidr != "" {
+		subnets = cidr
 	}
 	list, err := libcni.NetworkConfFromBytes(b)
-	return list, "built-in", err
+	return list, "built-in", subnets, err
 }
 
 // checkPlugins says whether every plugin of a list is installed.
@@ -191,8 +201,10 @@ func (m *Manager) SetPodCIDR(cidr string) {
 // Builtin is the conflist of the network a node gets without
 // configuration: bridge with host-local IPAM on the pod CIDR (or the
 // configured subnet), portmap for hostPorts, bandwidth for the
-// kubernetes.io/*-bandwidth annotations. Exported so that benchmarks can
-// give other runtimes the very same plugins.
+// kubernetes.io/*-bandwidth annotations. The bridge does not masquerade:
+// huskd writes one rule set per bridge instead (see masquerade.go).
+// Exported so that benchmarks can give other runtimes the very same
+// plugins.
 func Builtin(cfg Config, podCIDR string) ([]byte, error) {
 	var ranges [][]map[string]string
 	var routes []map[string]string
@@ -217,7 +229,7 @@ func Builtin(cfg Config, podCIDR string) ([]byte, error) {
 		"name":       "husk",
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": cfg.BridgeName, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": cfg.BridgeName, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": cfg.IPAMDataDir},
 			},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
@@ -281,7 +293,7 @@ func (p Pod) runtimeConf() (*libcni.RuntimeConf, error) {
 // plugin's message.
 func (m *Manager) Setup(ctx context.Context, p Pod) ([]string, error) {
 	m.mu.RLock()
-	list, notOK := m.current, m.notOK
+	list, notOK, subnets := m.current, m.notOK, m.builtinSubnets
 	m.mu.RUnlock()
 	if notOK != nil {
 		return nil, errdefs.FailedPrecondition("no pod network: %v", notOK)
@@ -291,6 +303,11 @@ func (m *Manager) Setup(ctx context.Context, p Pod) ([]string, error) {
 		return nil, err
 	}
 	start := time.Now()
+	if subnets != "" {
+		if err := m.masq.ensure(m.cfg.BridgeName, subnets); err != nil {
+			return nil, err
+		}
+	}
 	res, err := m.cni.AddNetworkList(ctx, list, rc)
 	if err != nil {
 		if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rc); derr != nil {

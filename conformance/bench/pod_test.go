@@ -24,9 +24,10 @@ func containerdNetwork(b *testing.B) string {
 	r := make([]byte, 2)
 	_, _ = rand.Read(r)
 	bridge := fmt.Sprintf("hkc%x", r)
+	subnet := fmt.Sprintf("10.104.%d.0/24", r[0])
 	conf, err := network.Builtin(network.Config{
 		BridgeName:  bridge,
-		Subnet:      fmt.Sprintf("10.104.%d.0/24", r[0]),
+		Subnet:      subnet,
 		IPAMDataDir: filepath.Join(dir, "ipam"),
 	}, "")
 	if err != nil {
@@ -40,7 +41,17 @@ func containerdNetwork(b *testing.B) string {
 		b.Fatal(err)
 	}
 	huskdtest.RestoreSysctl(b, "/proc/sys/net/ipv4/ip_forward")
-	b.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	b.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		if err := network.RemoveMasquerade(bridge); err != nil {
+			b.Error(err)
+		}
+	})
+	// The masquerade huskd writes for its own bridge, written here for
+	// containerd's, so that both networks do the same.
+	if err := network.EnsureMasquerade(bridge, subnet); err != nil {
+		b.Fatal(err)
+	}
 	return confDir
 }
 

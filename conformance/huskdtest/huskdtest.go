@@ -28,6 +28,8 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
+
+	"github.com/huskrt/husk/network"
 )
 
 // Bin returns the directory holding huskd, husk-shim, husk-runc and
@@ -53,8 +55,8 @@ type Huskd struct {
 	State   string
 	Sock    string
 	LogPath string
-	// Bridge is the built-in network's bridge of this huskd.
-	Bridge string
+	// Bridge and Subnet are the built-in network's of this huskd.
+	Bridge, Subnet string
 	// DefaultCgroupParent is huskd's default cgroup parent, which huskd removes
 	// once its last pod is gone.
 	DefaultCgroupParent string
@@ -94,7 +96,12 @@ func Config(t testing.TB, toml string) []string {
 		bridge := fmt.Sprintf("hk%x", b)
 		toml += fmt.Sprintf("\n[cni]\nconf_dir = %q\nbridge = %q\nsubnet = \"10.%d.%d.0/24\"\n",
 			filepath.Join(dir, "net.d"), bridge, 100+int(b[0])%4, b[1])
-		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+		t.Cleanup(func() {
+			_ = exec.Command("ip", "link", "del", bridge).Run()
+			if err := network.RemoveMasquerade(bridge); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	if !strings.Contains(toml, "cgroup_parent") {
 		b := make([]byte, 4)
@@ -151,7 +158,7 @@ func Start(t testing.TB, args ...string) *Huskd {
 		t.Fatalf("config %s has no [cni] section: make it with huskdtest.Config", args[i+1])
 	}
 	h := &Huskd{
-		t: t, Bin: bin, Dir: dir, Bridge: configValue(args, "bridge"), DefaultCgroupParent: configValue(args, "cgroup_parent"),
+		t: t, Bin: bin, Dir: dir, Bridge: configValue(args, "bridge"), Subnet: configValue(args, "subnet"), DefaultCgroupParent: configValue(args, "cgroup_parent"),
 		Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		Sock: filepath.Join(dir, "husk.sock"), LogPath: filepath.Join(dir, "huskd.log"),
 		Args: args,

@@ -19,6 +19,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/conformance/huskdtest"
+	"github.com/huskrt/husk/network"
 )
 
 func podIP(t *testing.T, h *huskdtest.Huskd, id string) string {
@@ -229,14 +230,13 @@ func TestStopAfterPauseIsGone(t *testing.T) {
 }
 
 // When the namespace itself is gone (its pin unmounted by hand), DEL still
-// runs: the lease is freed and the veth died with the namespace. The
-// bridge plugin's masquerade rules are not removed: it learns the
-// addresses to remove from the interface inside the namespace, as it does
-// under containerd and CRI-O; the test removes them itself.
+// runs: the lease is freed and the veth died with the namespace. Nothing of
+// the pod stays in iptables: the built-in network masquerades per bridge,
+// not per pod (the bridge plugin's ipMasq would leave the pod's chain here,
+// as it learns the address to remove from inside the namespace).
 func TestStopAfterNetnsIsGone(t *testing.T) {
 	h := huskdtest.Start(t)
 	id := h.RunPod(huskdtest.PodConfig("netns-gone"))
-	t.Cleanup(func() { removeNATRulesOf(t, id) })
 	_, info := h.PodInfo(id)
 	stopFreesLease(t, h, id, func(string) {
 		if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
@@ -253,33 +253,42 @@ func TestStopAfterNetnsIsGone(t *testing.T) {
 		out, _ := exec.Command("ip", "-o", "link", "show", "master", h.Bridge).Output()
 		return len(out) == 0
 	})
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left: %v", leaks)
+	}
 }
 
-// removeNATRulesOf deletes the nat rules and chains whose comment names pod
-// id.
-func removeNATRulesOf(t *testing.T, id string) {
-	out, err := exec.Command("iptables", "-t", "nat", "-S").Output()
+// The built-in network's pods leave the subnet masqueraded by one chain
+// per bridge, written with the first pod, and no rule of their own.
+func TestBuiltinNetworkMasqueradesPerBridge(t *testing.T) {
+	h := huskdtest.Start(t)
+	ids := []string{h.RunPod(huskdtest.PodConfig("masq-1")), h.RunPod(huskdtest.PodConfig("masq-2"))}
+	subnet := h.Subnet
+	chain := "HUSK-MASQ-" + h.Bridge
+	post, _ := exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").Output()
+	if n := strings.Count(string(post), "-s "+subnet+" "); n != 1 || !strings.Contains(string(post), "-j "+chain) {
+		t.Errorf("POSTROUTING has %d rules for %s, want one jumping to %s:\n%s", n, subnet, chain, post)
+	}
+	rules, err := exec.Command("iptables", "-t", "nat", "-S", chain).Output()
 	if err != nil {
-		t.Logf("iptables -S: %v", err)
-		return
+		t.Fatalf("chain %s: %v", chain, err)
 	}
-	chains := map[string]bool{}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "-A" || !strings.Contains(line, id) {
-			continue
-		}
-		if strings.HasPrefix(f[1], "CNI-") {
-			chains[f[1]] = true
-			continue
-		}
-		if err := exec.Command("sh", "-c", "iptables -t nat -D "+strings.TrimPrefix(line, "-A ")).Run(); err != nil {
-			t.Logf("removing %q: %v", line, err)
+	for _, want := range []string{"-d " + subnet + " ", "-d 224.0.0.0/4 ", "-j MASQUERADE"} {
+		if !strings.Contains(string(rules), want) {
+			t.Errorf("chain %s lacks %q:\n%s", chain, want, rules)
 		}
 	}
-	for c := range chains {
-		_ = exec.Command("iptables", "-t", "nat", "-F", c).Run()
-		_ = exec.Command("iptables", "-t", "nat", "-X", c).Run()
+	nat, _ := exec.Command("iptables-save", "-t", "nat").Output()
+	for _, id := range ids {
+		if strings.Contains(string(nat), id) {
+			t.Errorf("a rule names pod %s:\n%s", id, nat)
+		}
+	}
+	if err := network.RemoveMasquerade(h.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	if nat, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(nat), chain) {
+		t.Errorf("RemoveMasquerade left:\n%s", nat)
 	}
 }
 
