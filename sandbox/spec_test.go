@@ -96,6 +96,9 @@ func TestPauseSpec(t *testing.T) {
 				if !s.Root.Readonly || !s.Process.NoNewPrivileges || s.Process.Args[0] != PauseBinary {
 					t.Errorf("root %+v, no_new_privileges %v, args %v", s.Root, s.Process.NoNewPrivileges, s.Process.Args)
 				}
+				if len(s.Mounts) != 1 || s.Mounts[0].Destination != "/dev" || len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) != 0 {
+					t.Errorf("mounts %+v, masked %v, read-only %v: want /dev alone", s.Mounts, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+				}
 			},
 		},
 		{
@@ -167,6 +170,10 @@ func TestPauseSpec(t *testing.T) {
 			check: func(t *testing.T, s *specs.Spec) {
 				if s.Linux.Sysctl["net.ipv4.ip_forward"] != "1" || s.Linux.CgroupsPath != "/kubepods/pod1/abc" {
 					t.Errorf("sysctl %v cgroups path %q", s.Linux.Sysctl, s.Linux.CgroupsPath)
+				}
+				// libcontainer writes sysctls through /proc/sys.
+				if len(s.Mounts) != 2 || s.Mounts[0].Destination != "/proc" || len(s.Linux.MaskedPaths) == 0 || len(s.Linux.ReadonlyPaths) == 0 {
+					t.Errorf("mounts %+v, masked %v, read-only %v: want /proc, masked", s.Mounts, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 				}
 			},
 		},
