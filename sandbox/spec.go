@@ -195,11 +195,12 @@ func pauseSpec(in pauseSpecInput) *specs.Spec {
 			},
 		},
 	}
-	// The pause reads nothing under /proc; libcontainer writes the pod's
-	// sysctls through it, so it is there (masked as containers have it)
-	// only for a pod that has some. Without it the pause's start is a
-	// proc mount and sixteen masking mounts shorter.
-	if len(sysctl) > 0 {
+	// The pause reads nothing under /proc, but libcontainer's init does
+	// when it writes the pod's sysctls and when it sets up a user
+	// namespace (it refuses to go on without a procfs there). Only such
+	// pods get it, masked as containers have it: for the others the
+	// pause's start is a proc mount and sixteen masking mounts shorter.
+	if len(sysctl) > 0 || in.UserNS {
 		spec.Mounts = append([]specs.Mount{{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}}}, spec.Mounts...)
 		spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = defaultMaskedPaths, defaultReadonlyPaths
 	}

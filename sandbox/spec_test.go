@@ -63,6 +63,11 @@ func TestPodNamespacesWithUserNS(t *testing.T) {
 	if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 100000 || s.Linux.GIDMappings[0].Size != 65536 {
 		t.Errorf("mappings %v %v", s.Linux.UIDMappings, s.Linux.GIDMappings)
 	}
+	// libcontainer's init refuses to set up a user namespace without a
+	// procfs in the container.
+	if len(s.Mounts) == 0 || s.Mounts[0].Destination != "/proc" || len(s.Linux.MaskedPaths) == 0 {
+		t.Errorf("mounts %+v, masked %v: a user namespace pod's pause needs /proc", s.Mounts, s.Linux.MaskedPaths)
+	}
 	// Absent options are the host's user namespace.
 	if UserNS(&runtime.NamespaceOption{}) || UserNS(nil) {
 		t.Error("no userns_options means the host's user namespace")
