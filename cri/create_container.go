@@ -8,6 +8,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
@@ -74,6 +75,7 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainer
 	if err := validateCreateContainer(r); err != nil {
 		return nil, err
 	}
+	cgwarm.Warm() // the container's init will be placed in its cgroups
 	id, err := s.containers.Create(ctx, r.GetPodSandboxId(), r.GetConfig())
 	if err != nil {
 		return nil, err

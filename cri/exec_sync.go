@@ -6,6 +6,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
@@ -24,6 +25,7 @@ func (s *Server) ExecSync(ctx context.Context, r *runtime.ExecSyncRequest) (*run
 	if r.GetTimeout() < 0 {
 		return nil, errdefs.InvalidArgument("timeout", "%d is negative", r.GetTimeout())
 	}
+	cgwarm.Warm() // the process will be placed in the container's cgroups
 	res, err := s.containers.ExecSync(ctx, r.GetContainerId(), r.GetCmd(), time.Duration(r.GetTimeout())*time.Second)
 	if err != nil {
 		return nil, err

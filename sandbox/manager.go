@@ -25,6 +25,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/names"
@@ -424,6 +425,9 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 
 	// 4. The network, while the shim starts the pause: ADD needs only the
 	// pinned namespace and the pause needs no network, so they overlap.
+	// The pause will be placed in its cgroup: start the kernel's wait
+	// for that now (see cgwarm).
+	cgwarm.Warm()
 	networkUp := func() error { return nil }
 	if plan.PinFirst {
 		networkUp = m.startNetwork(ctx, sb, &u)
