@@ -206,6 +206,15 @@ func (m *Manager) SetPodCIDR(cidr string) {
 // Exported so that benchmarks can give other runtimes the very same
 // plugins.
 func Builtin(cfg Config, podCIDR string) ([]byte, error) {
+	return builtin(cfg, podCIDR, true, true)
+}
+
+// builtin is the built-in conflist, with portmap and bandwidth only when
+// asked for: a pod without host ports or bandwidth annotations gets a
+// list without them, since they would do nothing for it but cost an exec
+// each on ADD and on DEL (libcni caches the list ADD ran, and DEL replays
+// it).
+func builtin(cfg Config, podCIDR string, portmap, bandwidth bool) ([]byte, error) {
 	var ranges [][]map[string]string
 	var routes []map[string]string
 	subnets := cfg.Subnet
@@ -224,19 +233,19 @@ func Builtin(cfg Config, podCIDR string) ([]byte, error) {
 		}
 		routes = append(routes, map[string]string{"dst": dst})
 	}
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "husk",
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": cfg.BridgeName, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-				"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": cfg.IPAMDataDir},
-			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
-			map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
+	plugins := []any{
+		map[string]any{
+			"type": "bridge", "bridge": cfg.BridgeName, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": cfg.IPAMDataDir},
 		},
 	}
-	return json.Marshal(conf)
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true})
+	}
+	if bandwidth {
+		plugins = append(plugins, map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}})
+	}
+	return json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "husk", "plugins": plugins})
 }
 
 // Pod is what CNI is told about a pod.
@@ -307,6 +316,13 @@ func (m *Manager) Setup(ctx context.Context, p Pod) ([]string, error) {
 		if err := m.masq.ensure(m.cfg.BridgeName, subnets); err != nil {
 			return nil, err
 		}
+		_, ports := rc.CapabilityArgs["portMappings"]
+		_, bw := rc.CapabilityArgs["bandwidth"]
+		if !ports || !bw {
+			if list, err = m.trimmedBuiltin(subnets, ports, bw); err != nil {
+				return nil, err
+			}
+		}
 	}
 	res, err := m.cni.AddNetworkList(ctx, list, rc)
 	if err != nil {
@@ -323,6 +339,16 @@ func (m *Manager) Setup(ctx context.Context, p Pod) ([]string, error) {
 	}
 	klog.InfoS("Pod network set up", "podSandboxID", p.ID, "network", list.Name, "ips", ips, "duration", time.Since(start))
 	return ips, nil
+}
+
+// trimmedBuiltin is the built-in network on subnets without the plugins a
+// pod does not need.
+func (m *Manager) trimmedBuiltin(subnets string, portmap, bandwidth bool) (*libcni.NetworkConfigList, error) {
+	b, err := builtin(m.cfg, subnets, portmap, bandwidth)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(b)
 }
 
 // Teardown runs CNI DEL for every network ADD attached the pod to, with

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -86,6 +87,41 @@ func TestBuiltin(t *testing.T) {
 	}
 	if _, err := Builtin(Config{Subnet: "nonsense"}, ""); err == nil {
 		t.Error("a bad subnet was accepted")
+	}
+}
+
+func TestBuiltinLeavesOutWhatAPodDoesNotNeed(t *testing.T) {
+	cfg := Config{BridgeName: "husk0", Subnet: "10.88.0.0/16"}
+	cases := []struct {
+		portmap, bandwidth bool
+		want               []string
+	}{
+		{false, false, []string{"bridge"}},
+		{true, false, []string{"bridge", "portmap"}},
+		{false, true, []string{"bridge", "bandwidth"}},
+		{true, true, []string{"bridge", "portmap", "bandwidth"}},
+	}
+	for _, c := range cases {
+		b, err := builtin(cfg, "", c.portmap, c.bandwidth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conf struct{ Plugins []struct{ Type string } }
+		if err := json.Unmarshal(b, &conf); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range conf.Plugins {
+			got = append(got, p.Type)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("portmap %v bandwidth %v: plugins %v, want %v", c.portmap, c.bandwidth, got, c.want)
+		}
+	}
+	full, _ := Builtin(cfg, "")
+	all, _ := builtin(cfg, "", true, true)
+	if string(full) != string(all) {
+		t.Errorf("Builtin (what other runtimes get) is not the full list:\n%s\n%s", full, all)
 	}
 }
 

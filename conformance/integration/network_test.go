@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -366,4 +368,67 @@ func TestNetworkReadyFollowsTheConfigDirectory(t *testing.T) {
 	// Without any configuration, the built-in network.
 	_ = os.Remove(broken)
 	huskdtest.Eventually(t, 5*time.Second, "the built-in network is back", func() bool { return netReady().Status })
+}
+
+// The built-in network runs portmap and bandwidth only for pods that have
+// host ports or bandwidth annotations (for the others they would do
+// nothing but cost an exec on ADD and on DEL); DEL replays the list ADD
+// ran, so a pod that has them loses its port rules and shaping with it.
+func TestBuiltinNetworkRunsOnlyThePluginsAPodNeeds(t *testing.T) {
+	h := huskdtest.Start(t)
+	ctx := context.Background()
+	plain := h.RunPod(huskdtest.PodConfig("plain"))
+	cfg := huskdtest.PodConfig("shaped")
+	cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(huskdtest.FreePort(t))}}
+	cfg.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "10M", "kubernetes.io/egress-bandwidth": "10M"}
+	shaped := h.RunPod(cfg)
+	plugins := func(id string) []string {
+		b, err := os.ReadFile(filepath.Join(h.Root, "cni", "cache", "results", "husk-"+id+"-eth0"))
+		if err != nil {
+			t.Fatalf("libcni's cache of pod %s: %v", id[:12], err)
+		}
+		var cached struct {
+			Config []byte `json:"config"`
+		}
+		var list struct{ Plugins []struct{ Type string } }
+		if err := json.Unmarshal(b, &cached); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(cached.Config, &list); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range list.Plugins {
+			out = append(out, p.Type)
+		}
+		return out
+	}
+	if got := plugins(plain); !reflect.DeepEqual(got, []string{"bridge"}) {
+		t.Errorf("a pod without host ports or bandwidth ran %v, want the bridge alone", got)
+	}
+	if got := plugins(shaped); !reflect.DeepEqual(got, []string{"bridge", "portmap", "bandwidth"}) {
+		t.Errorf("a pod with both ran %v", got)
+	}
+	nat, _ := exec.Command("iptables-save", "-t", "nat").Output()
+	if !strings.Contains(string(nat), shaped) {
+		t.Error("no hostPort rule names the pod with a host port")
+	}
+	ifbs := func() string {
+		out, _ := exec.Command("ip", "-o", "link", "show", "type", "ifb").Output()
+		return string(out)
+	}
+	if !strings.Contains(ifbs(), "bwp") {
+		t.Errorf("no ifb device shapes the pod's egress: %q", ifbs())
+	}
+	for _, id := range []string{plain, shaped} {
+		if err := h.Runtime.RemovePodSandbox(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if leaks := h.Leaks(); len(leaks) != 0 {
+		t.Errorf("left: %v", leaks)
+	}
+	if s := ifbs(); strings.Contains(s, "bwp") {
+		t.Errorf("the bandwidth plugin's device stayed: %s", s)
+	}
 }
