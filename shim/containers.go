@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -237,7 +238,11 @@ func (s *server) startContainer(id string) (shimapi.ContainerState, error) {
 	if st := s.stateOf(c); st.Status != shimapi.StatusCreated {
 		return st, fmt.Errorf("container %s is %s, not created", id, st.Status)
 	}
-	if err := s.runc(runcCall{args: []string{"start", "--id=" + id}}); err != nil {
+	err = openExecFifo(filepath.Join(s.runcRoot(), id), c.exited)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = s.runc(runcCall{args: []string{"start", "--id=" + id}})
+	}
+	if err != nil {
 		// The init still waits for a start that will not come.
 		_ = s.runc(runcCall{args: []string{"kill", "--signal=9", "--id=" + id}})
 		s.setState(c, func(st *shimapi.ContainerState) {
