@@ -395,6 +395,13 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		return err
 	}
 	u.Add(func(context.Context) error { return os.RemoveAll(stateDir) })
+	// The shim starts now and waits for go (step 5), so that its exec and
+	// start-up overlap steps 2 to 4.
+	shim, err := m.launchShim(id, stateDir)
+	if err != nil {
+		return err
+	}
+	u.Add(func(context.Context) error { shim.abandon(); return nil })
 
 	// 2. Namespaces, pinned before the pause exists (in a pod with its own
 	// user namespace, after: the pause creates them inside it).
@@ -442,7 +449,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := writeJSON(filepath.Join(stateDir, shimapi.PauseSpecName), spec); err != nil {
 		return err
 	}
-	shimPID, pausePID, _, err := m.startShim(ctx, id, stateDir)
+	shimPID, pausePID, _, err := shim.ready(ctx)
 	if err != nil {
 		// The shim undoes its own work when it reports a failure, but not
 		// when it was killed: make sure of the cgroup.

@@ -20,44 +20,93 @@ import (
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
-// startShim starts the pod's husk-shim in its own session, so that it
-// survives huskd, and waits until it reports that the pause runs. The shim
-// reads the pause spec from dir. On error the shim has exited (it undoes its
-// own work before reporting a failure) or has been killed.
-func (m *Manager) startShim(ctx context.Context, id, dir string) (shimPID, pausePID int, exited <-chan struct{}, err error) {
+// shimStart is a shim started early, waiting for go (shimapi.GoFD).
+type shimStart struct {
+	cmd  *exec.Cmd
+	dir  string
+	sync *os.File      // read end of shimapi.SyncFD
+	goW  *os.File      // write end of shimapi.GoFD; nil once used
+	done chan struct{} // closed when the shim has exited and been reaped
+}
+
+// launchShim starts the pod's husk-shim in its own session, so that it
+// survives huskd. The shim does its own start-up meanwhile, and starts the
+// pause only when ready says go: huskd's preparation of the pod (pins,
+// files, the pause's spec) overlaps the shim's exec and start. abandon
+// makes a shim that never got go exit.
+func (m *Manager) launchShim(id, dir string) (*shimStart, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return 0, 0, nil, err
+		return nil, err
 	}
-	defer r.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	defer goR.Close()
+	defer w.Close()
 	logf, err := os.OpenFile(filepath.Join(dir, shimapi.LogName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		w.Close()
-		return 0, 0, nil, err
+		r.Close()
+		goW.Close()
+		return nil, err
 	}
 	defer logf.Close()
 
-	cmd := exec.Command(m.cfg.ShimPath, "--id="+id, "--dir="+dir, "--runc="+m.cfg.RuncPath)
+	cmd := exec.Command(m.cfg.ShimPath, "--id="+id, "--dir="+dir, "--runc="+m.cfg.RuncPath, "--wait")
 	cmd.Dir = dir
 	// One P is plenty for a process that mostly sleeps, and each P keeps
 	// its own cache of heap spans.
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{w} // becomes shimapi.SyncFD
+	cmd.ExtraFiles = []*os.File{w, goR} // shimapi.SyncFD, shimapi.GoFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		w.Close()
-		return 0, 0, nil, fmt.Errorf("starting %s: %w", m.cfg.ShimPath, err)
+		r.Close()
+		goW.Close()
+		return nil, fmt.Errorf("starting %s: %w", m.cfg.ShimPath, err)
 	}
-	w.Close()
-	done := make(chan struct{})
+	s := &shimStart{cmd: cmd, dir: dir, sync: r, goW: goW, done: make(chan struct{})}
 	go func() {
 		// huskd is the shim's parent until huskd exits; reap it.
 		_ = cmd.Wait()
-		close(done)
+		close(s.done)
 	}()
+	return s, nil
+}
 
+// abandon makes a shim that was never told to go exit (it has made nothing
+// yet), and waits for it.
+func (s *shimStart) abandon() {
+	if s.goW == nil {
+		return
+	}
+	s.goW.Close()
+	s.goW = nil
+	s.sync.Close()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// ready tells the shim to start the pause (its spec is in the shim's
+// directory) and waits until it reports that the pause runs. On error the
+// shim has exited (it undoes its own work before reporting a failure) or
+// has been killed.
+func (s *shimStart) ready(ctx context.Context) (shimPID, pausePID int, exited <-chan struct{}, err error) {
+	defer s.sync.Close()
+	cmd, r, done := s.cmd, s.sync, s.done
+	// A shim that already exited cannot read it (EPIPE): what it said on
+	// the sync pipe, or its silence, is the answer then.
+	_, _ = s.goW.Write([]byte{1})
+	s.goW.Close()
+	s.goW = nil
 	kill := func() {
 		_ = cmd.Process.Kill()
 		<-done
@@ -79,21 +128,21 @@ func (m *Manager) startShim(ctx context.Context, id, dir string) (shimPID, pause
 		kill()
 		return 0, 0, nil, fmt.Errorf("waiting for the shim to start the pause: %w", err)
 	}
-	var ready shimapi.Ready
+	var rd shimapi.Ready
 	if len(bytes.TrimSpace(b)) == 0 {
 		waitExit()
 		return 0, 0, nil, fmt.Errorf("shim exited before starting the pause (%s); its log: %s",
-			cmd.ProcessState, tail(filepath.Join(dir, shimapi.LogName)))
+			cmd.ProcessState, tail(filepath.Join(s.dir, shimapi.LogName)))
 	}
-	if err := json.Unmarshal(b, &ready); err != nil {
+	if err := json.Unmarshal(b, &rd); err != nil {
 		kill()
 		return 0, 0, nil, fmt.Errorf("shim sent %q: %w", b, err)
 	}
-	if ready.Error != "" {
+	if rd.Error != "" {
 		waitExit()
-		return 0, 0, nil, fmt.Errorf("shim could not start the pause: %s", ready.Error)
+		return 0, 0, nil, fmt.Errorf("shim could not start the pause: %s", rd.Error)
 	}
-	return cmd.Process.Pid, ready.PausePID, done, nil
+	return cmd.Process.Pid, rd.PausePID, done, nil
 }
 
 // tail returns the last lines of a log file, for error messages.

@@ -43,6 +43,8 @@ type Options struct {
 	Dir      string // the pod's state directory
 	RuncPath string // the husk-runc binary
 	Version  string
+	// Wait: read a byte on shimapi.GoFD before starting the pause.
+	Wait bool
 }
 
 // Run starts the pod's pause, reports on shimapi.SyncFD, and serves huskd
@@ -62,6 +64,10 @@ func Run(opts Options) error {
 		stopping:  make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
+	if opts.Wait && !waitForGo() {
+		klog.InfoS("huskd gave the pod up before its pause was started", "podSandboxID", opts.PodID)
+		return nil
+	}
 	l, err := s.start()
 	if err != nil {
 		_ = report(syncPipe, shimapi.Ready{Error: err.Error()})
@@ -77,6 +83,16 @@ func Run(opts Options) error {
 		return errors.Join(err, serr)
 	}
 	return s.serve(l)
+}
+
+// waitForGo says whether huskd sent the byte on shimapi.GoFD that lets the
+// pause start, rather than closing it.
+func waitForGo() bool {
+	f := os.NewFile(shimapi.GoFD, "go")
+	defer f.Close()
+	var b [1]byte
+	n, _ := f.Read(b[:])
+	return n == 1
 }
 
 func report(f *os.File, r shimapi.Ready) error {

@@ -776,3 +776,30 @@ func TestStreamPodSandboxes(t *testing.T) {
 		t.Errorf("streamed with a label filter: %v", got)
 	}
 }
+
+// A shim started early (--wait) whose huskd gives the pod up before saying
+// go exits at once, having started nothing and reported nothing.
+func TestShimGivenUpBeforeGoExits(t *testing.T) {
+	dir := t.TempDir()
+	syncR, syncW, _ := os.Pipe()
+	goR, goW, _ := os.Pipe()
+	cmd := exec.Command(filepath.Join(huskdtest.Bin(t), "husk-shim"), "--id=given-up", "--dir="+dir, "--runc=/bin/false", "--wait")
+	cmd.Dir = dir
+	cmd.ExtraFiles = []*os.File{syncW, goR}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	syncW.Close()
+	goR.Close()
+	goW.Close() // huskd gives up
+	report, _ := io.ReadAll(syncR)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the shim exited with %v, want 0", err)
+	}
+	if len(report) != 0 {
+		t.Errorf("the shim reported %q", report)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the shim left %v", entries)
+	}
+}
