@@ -77,5 +77,8 @@ func openExecFifo(stateDir string, exited <-chan struct{}) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// The reader never got as far as its open: without the FIFO that open
+	// fails instead of waiting for ever.
+	_ = os.Remove(path)
 	return errInitGone
 }
