@@ -11,10 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fakeInit stands in for a container's init waiting on its exec FIFO: it opens
-// it for writing (blocking until a reader comes), writes what it is given
-// and closes it, as the exec of the container's process does.
-func fakeInit(t *testing.T, path string, write string) {
+// fakeInit stands in for a container's init waiting on its exec FIFO: it
+// opens it for writing (blocking until a reader comes), writes what it is
+// given and closes it, as the exec of the container's process does; then,
+// if asked, it is reaped at once (the process exited straight away).
+func fakeInit(t *testing.T, path, write string, reaped chan struct{}) {
 	t.Helper()
 	go func() {
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -24,21 +25,25 @@ func fakeInit(t *testing.T, path string, write string) {
 		}
 		_, _ = f.WriteString(write)
 		f.Close()
+		if reaped != nil {
+			close(reaped)
+		}
 	}()
 }
 
 func TestOpenExecFifo(t *testing.T) {
 	cases := []struct {
-		name       string
-		init       func(t *testing.T, path string) // nil: the init never opens the FIFO
-		exitEarly  bool                            // the reaper reports the init gone right away
+		name string
+		// init plays the container's init; nil: it never opens the FIFO
+		// and is reaped after 20 ms.
+		init       func(t *testing.T, path string, exited chan struct{})
 		want       error
 		fifoRemain bool
 	}{
-		{name: "started", init: func(t *testing.T, p string) { fakeInit(t, p, "0") }},
-		{name: "started and exited at once", init: func(t *testing.T, p string) { fakeInit(t, p, "0") }, exitEarly: true},
-		{name: "init gone before opening the FIFO", exitEarly: true, want: errInitGone, fifoRemain: true},
-		{name: "init gone after opening it", init: func(t *testing.T, p string) { fakeInit(t, p, "") }, want: errInitGone, fifoRemain: true},
+		{name: "started", init: func(t *testing.T, p string, _ chan struct{}) { fakeInit(t, p, "0", nil) }},
+		{name: "started and exited at once", init: func(t *testing.T, p string, exited chan struct{}) { fakeInit(t, p, "0", exited) }},
+		{name: "init gone before opening the FIFO", want: errInitGone, fifoRemain: true},
+		{name: "init gone after opening it", init: func(t *testing.T, p string, _ chan struct{}) { fakeInit(t, p, "", nil) }, want: errInitGone, fifoRemain: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,9 +55,8 @@ func TestOpenExecFifo(t *testing.T) {
 			exited := make(chan struct{})
 			if c.init != nil {
 				// Late, as the init may reach its open after create returned.
-				time.AfterFunc(20*time.Millisecond, func() { c.init(t, path) })
-			}
-			if c.exitEarly {
+				time.AfterFunc(20*time.Millisecond, func() { c.init(t, path, exited) })
+			} else {
 				time.AfterFunc(20*time.Millisecond, func() { close(exited) })
 			}
 			err := openExecFifo(dir, exited)
