@@ -37,7 +37,9 @@ type ExecResult struct {
 	ExitCode       int
 }
 
-func (m *Manager) runningContainer(id string) (*Container, error) {
+// Running resolves an ID or unique prefix to a running container;
+// FailedPrecondition when it is not running.
+func (m *Manager) Running(id string) (*Container, error) {
 	c, err := m.Get(id)
 	if err != nil {
 		return nil, err
@@ -56,7 +58,7 @@ func (m *Manager) ioSocket(c *Container) string {
 // code. With a timeout, the process is killed at the deadline and the
 // error wraps context.DeadlineExceeded; the container is not touched.
 func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
-	c, err := m.runningContainer(id)
+	c, err := m.Running(id)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +150,7 @@ type TerminalSize struct{ Width, Height uint16 }
 // process gets a terminal whose output goes to out, and resize changes its
 // size. A non-zero exit is an *ExitError.
 func (m *Manager) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan TerminalSize) error {
-	c, err := m.runningContainer(id)
+	c, err := m.Running(id)
 	if err != nil {
 		return err
 	}
@@ -319,7 +321,7 @@ func recvFD(sock *os.File, timeout time.Duration) (*os.File, error) {
 // stdin), its terminal's size. It returns when the container exits or ctx
 // ends.
 func (m *Manager) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan TerminalSize) error {
-	c, err := m.runningContainer(id)
+	c, err := m.Running(id)
 	if err != nil {
 		return err
 	}

@@ -18,11 +18,11 @@ func (s *Server) Attach(_ context.Context, r *runtime.AttachRequest) (*runtime.A
 	if err := validStreams(r.GetTty(), r.GetStdin(), r.GetStdout(), r.GetStderr()); err != nil {
 		return nil, err
 	}
-	id, err := s.runningContainer(r.GetContainerId())
+	c, err := s.containers.Running(r.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
-	c, _ := s.containers.Get(id)
+	id := c.ID
 	if r.GetStdin() && !c.Config.GetStdin() {
 		return nil, errdefs.FailedPrecondition("container %s was not created with stdin", id)
 	}

@@ -7,7 +7,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/internal/errdefs"
-	"github.com/huskrt/husk/shim/shimapi"
 )
 
 // Exec returns the streaming server's URL for a command in a running
@@ -23,12 +22,12 @@ func (s *Server) Exec(_ context.Context, r *runtime.ExecRequest) (*runtime.ExecR
 	if err := validStreams(r.GetTty(), r.GetStdin(), r.GetStdout(), r.GetStderr()); err != nil {
 		return nil, err
 	}
-	c, err := s.runningContainer(r.GetContainerId())
+	c, err := s.containers.Running(r.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
 	req := proto.Clone(r).(*runtime.ExecRequest)
-	req.ContainerId = c
+	req.ContainerId = c.ID
 	return s.opts.Streaming.GetExec(req)
 }
 
@@ -41,16 +40,4 @@ func validStreams(tty, stdin, stdout, stderr bool) error {
 		return errdefs.InvalidArgument("stdin", "one of stdin, stdout and stderr must be set")
 	}
 	return nil
-}
-
-// runningContainer resolves an ID or prefix to a running container's ID.
-func (s *Server) runningContainer(id string) (string, error) {
-	c, err := s.containers.Get(id)
-	if err != nil {
-		return "", err
-	}
-	if st := c.State.Status; st != shimapi.StatusRunning {
-		return "", errdefs.FailedPrecondition("container %s is %s, not running", c.ID, st)
-	}
-	return c.ID, nil
 }
