@@ -404,18 +404,26 @@ func (p *pod) summary() string {
 	return b.String()
 }
 
+// getJSON decodes the answer to GET path into v.
+func (n *node) getJSON(path string, v any) error {
+	body, err := n.do(http.MethodGet, path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w: %.200s", path, err, body)
+	}
+	return nil
+}
+
 // pods reads GET /pods: the static pods with the status kubelet keeps for
 // them (with no API server, kubelet fills it in from its status manager).
 func (n *node) pods() ([]pod, error) {
-	body, err := n.do(http.MethodGet, "/pods")
-	if err != nil {
-		return nil, err
-	}
 	var list struct {
 		Items []pod `json:"items"`
 	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("GET /pods: %w: %.200s", err, body)
+	if err := n.getJSON("/pods", &list); err != nil {
+		return nil, err
 	}
 	return list.Items, nil
 }
@@ -701,15 +709,11 @@ type podStats struct {
 
 // podStats reads GET /stats/summary and returns the pod's entry.
 func (n *node) podStats(podName string) (*podStats, error) {
-	body, err := n.do(http.MethodGet, "/stats/summary")
-	if err != nil {
-		return nil, err
-	}
 	var summary struct {
 		Pods []podStats `json:"pods"`
 	}
-	if err := json.Unmarshal(body, &summary); err != nil {
-		return nil, fmt.Errorf("GET /stats/summary: %w: %.200s", err, body)
+	if err := n.getJSON("/stats/summary", &summary); err != nil {
+		return nil, err
 	}
 	for i := range summary.Pods {
 		if summary.Pods[i].PodRef.Name == podName {
