@@ -449,7 +449,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := writeJSON(filepath.Join(stateDir, shimapi.PauseSpecName), spec); err != nil {
 		return err
 	}
-	shimPID, pausePID, _, err := shim.ready(ctx)
+	shimPID, pausePID, err := shim.ready(ctx)
 	if err != nil {
 		// The shim undoes its own work when it reports a failure, but not
 		// when it was killed: make sure of the cgroup.

@@ -87,11 +87,22 @@ func (s *shimStart) abandon() {
 	s.goW.Close()
 	s.goW = nil
 	s.sync.Close()
+	s.waitExit()
+}
+
+// kill kills the shim and waits until it is reaped.
+func (s *shimStart) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// waitExit waits for a shim that is on its way out (it undoes its own work
+// first), and kills it if it takes more than a moment.
+func (s *shimStart) waitExit() {
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+		s.kill()
 	}
 }
 
@@ -99,50 +110,36 @@ func (s *shimStart) abandon() {
 // directory) and waits until it reports that the pause runs. On error the
 // shim has exited (it undoes its own work before reporting a failure) or
 // has been killed.
-func (s *shimStart) ready(ctx context.Context) (shimPID, pausePID int, exited <-chan struct{}, err error) {
+func (s *shimStart) ready(ctx context.Context) (shimPID, pausePID int, err error) {
 	defer s.sync.Close()
-	cmd, r, done := s.cmd, s.sync, s.done
 	// A shim that already exited cannot read it (EPIPE): what it said on
 	// the sync pipe, or its silence, is the answer then.
 	_, _ = s.goW.Write([]byte{1})
 	s.goW.Close()
 	s.goW = nil
-	kill := func() {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	// A shim that reported a failure has undone its work and exits; give it
-	// a moment, then make sure.
-	waitExit := func() {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			kill()
-		}
-	}
 	if dl, ok := ctx.Deadline(); ok {
-		_ = r.SetReadDeadline(dl)
+		_ = s.sync.SetReadDeadline(dl)
 	}
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(s.sync)
 	if err != nil {
-		kill()
-		return 0, 0, nil, fmt.Errorf("waiting for the shim to start the pause: %w", err)
+		s.kill()
+		return 0, 0, fmt.Errorf("waiting for the shim to start the pause: %w", err)
 	}
 	var rd shimapi.Ready
 	if len(bytes.TrimSpace(b)) == 0 {
-		waitExit()
-		return 0, 0, nil, fmt.Errorf("shim exited before starting the pause (%s); its log: %s",
-			cmd.ProcessState, tail(filepath.Join(s.dir, shimapi.LogName)))
+		s.waitExit()
+		return 0, 0, fmt.Errorf("shim exited before starting the pause (%s); its log: %s",
+			s.cmd.ProcessState, tail(filepath.Join(s.dir, shimapi.LogName)))
 	}
 	if err := json.Unmarshal(b, &rd); err != nil {
-		kill()
-		return 0, 0, nil, fmt.Errorf("shim sent %q: %w", b, err)
+		s.kill()
+		return 0, 0, fmt.Errorf("shim sent %q: %w", b, err)
 	}
 	if rd.Error != "" {
-		waitExit()
-		return 0, 0, nil, fmt.Errorf("shim could not start the pause: %s", rd.Error)
+		s.waitExit()
+		return 0, 0, fmt.Errorf("shim could not start the pause: %s", rd.Error)
 	}
-	return cmd.Process.Pid, rd.PausePID, done, nil
+	return s.cmd.Process.Pid, rd.PausePID, nil
 }
 
 // tail returns the last lines of a log file, for error messages.

@@ -43,10 +43,10 @@ func TestLaunchedShimWaitsForGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, pausePID, exited, err := s.ready(context.Background())
+	_, pausePID, err := s.ready(context.Background())
 	if err != nil || pausePID != 42 {
 		t.Fatalf("ready = pause %d, %v; want 42", pausePID, err)
 	}
-	<-exited
+	<-s.done
 	s.abandon() // after ready: nothing to do
 }
