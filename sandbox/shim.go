@@ -55,7 +55,7 @@ func (m *Manager) launchShim(id, dir string) (*shimStart, error) {
 	}
 	defer logf.Close()
 
-	cmd := exec.Command(m.cfg.ShimPath, "--id="+id, "--dir="+dir, "--runc="+m.cfg.RuncPath, "--wait")
+	cmd := exec.Command(m.cfg.ShimPath, "--id="+id, "--dir="+dir, "--runc="+m.cfg.RuncPath)
 	cmd.Dir = dir
 	// One P is plenty for a process that mostly sleeps, and each P keeps
 	// its own cache of heap spans.

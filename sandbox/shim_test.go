@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// fakeShim waits for go on fd 4 as husk-shim --wait does: without it, it
+// fakeShim waits for go on fd 4 as husk-shim does: without it, it
 // notes that it was abandoned and exits; with it, it reports a pause.
 const fakeShim = `#!/bin/sh
 if [ -z "$(head -c1 <&4)" ]; then echo > abandoned; exit 0; fi

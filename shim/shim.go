@@ -43,8 +43,6 @@ type Options struct {
 	Dir      string // the pod's state directory
 	RuncPath string // the husk-runc binary
 	Version  string
-	// Wait: read a byte on shimapi.GoFD before starting the pause.
-	Wait bool
 }
 
 // Run starts the pod's pause, reports on shimapi.SyncFD, and serves huskd
@@ -64,7 +62,7 @@ func Run(opts Options) error {
 		stopping:  make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
-	if opts.Wait && !waitForGo() {
+	if !waitForGo() {
 		klog.InfoS("huskd gave the pod up before its pause was started", "podSandboxID", opts.PodID)
 		return nil
 	}

@@ -28,7 +28,6 @@ func main() {
 	id := fs.String("id", "", "pod sandbox ID")
 	dir := fs.String("dir", "", "the pod's state directory")
 	runcPath := fs.String("runc", "", "the husk-runc binary")
-	wait := fs.Bool("wait", false, "start the pause only after huskd writes a byte on fd 4")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -39,7 +38,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "husk-shim is started by huskd: --id, --dir and --runc are required")
 		os.Exit(2)
 	}
-	if err := shim.Run(shim.Options{PodID: *id, Dir: *dir, RuncPath: *runcPath, Version: version, Wait: *wait}); err != nil {
+	if err := shim.Run(shim.Options{PodID: *id, Dir: *dir, RuncPath: *runcPath, Version: version}); err != nil {
 		klog.ErrorS(err, "Shim failed", "podSandboxID", *id)
 		klog.Flush()
 		os.Exit(1)

@@ -777,13 +777,13 @@ func TestStreamPodSandboxes(t *testing.T) {
 	}
 }
 
-// A shim started early (--wait) whose huskd gives the pod up before saying
+// A shim whose huskd gives the pod up before saying
 // go exits at once, having started nothing and reported nothing.
 func TestShimGivenUpBeforeGoExits(t *testing.T) {
 	dir := t.TempDir()
 	syncR, syncW, _ := os.Pipe()
 	goR, goW, _ := os.Pipe()
-	cmd := exec.Command(filepath.Join(huskdtest.Bin(t), "husk-shim"), "--id=given-up", "--dir="+dir, "--runc=/bin/false", "--wait")
+	cmd := exec.Command(filepath.Join(huskdtest.Bin(t), "husk-shim"), "--id=given-up", "--dir="+dir, "--runc=/bin/false")
 	cmd.Dir = dir
 	cmd.ExtraFiles = []*os.File{syncW, goR}
 	if err := cmd.Start(); err != nil {

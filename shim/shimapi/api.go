@@ -28,10 +28,10 @@ const (
 // message, as JSON, and then closes.
 const SyncFD = 3
 
-// GoFD is the descriptor on which a shim started with --wait reads one
-// byte before it starts the pause: huskd starts the shim early, so that
-// the shim's own start overlaps huskd's preparation of the pod, and says
-// go once the pause's spec and namespaces are ready. End-of-file instead
+// GoFD is the descriptor on which a shim reads one byte before it starts
+// the pause: huskd starts the shim early, so that the shim's own start
+// overlaps huskd's preparation of the pod, and says go once the pause's
+// spec and namespaces are ready. End-of-file instead
 // means huskd gave the pod up (or died): the shim exits, having made
 // nothing.
 const GoFD = 4
