@@ -72,6 +72,22 @@ func writeResult(pid int, err error) {
 	}
 }
 
+// processFlags defines the flags of the commands that start a process (run,
+// create, exec): the container's spec and where the process's stdio comes
+// from, which stdio gives once the flags are parsed.
+func processFlags(fs *flag.FlagSet) (spec *string, stdio func() runc.IO) {
+	spec = fs.String("spec", "", "the container's OCI runtime spec (config.json)")
+	inherit := fs.Bool("inherit-stdio", false, "give the process this process's stdin, stdout and stderr")
+	consoleFD := fs.Int("console-socket-fd", -1, "descriptor of a unix socket that receives the process's pty master")
+	return spec, func() runc.IO {
+		io := runc.IO{Inherit: *inherit}
+		if *consoleFD >= 0 {
+			io.Console = os.NewFile(uintptr(*consoleFD), "console-socket")
+		}
+		return io
+	}
+}
+
 func main() {
 	// libcontainer logs through logrus; warnings and errors reach the
 	// pod's shim log through stderr.
@@ -94,32 +110,20 @@ func main() {
 	id := fs.String("id", "", "container ID")
 	switch args[0] {
 	case "run", "create":
-		spec := fs.String("spec", "", "OCI runtime spec (config.json)")
-		inherit := fs.Bool("inherit-stdio", false, "give the container this process's stdin, stdout and stderr")
-		consoleFD := fs.Int("console-socket-fd", -1, "descriptor of a unix socket that receives the container's pty master")
+		spec, stdio := processFlags(fs)
 		_ = fs.Parse(args[1:])
-		stdio := runc.IO{Inherit: *inherit}
-		if *consoleFD >= 0 {
-			stdio.Console = os.NewFile(uintptr(*consoleFD), "console-socket")
-		}
 		do := runc.Create
 		if args[0] == "run" {
 			do = runc.Run
 		}
-		pid, err := do(*root, *id, *spec, stdio)
+		pid, err := do(*root, *id, *spec, stdio())
 		writeResult(pid, err)
 	case "exec":
-		spec := fs.String("spec", "", "the container's OCI runtime spec (config.json)")
-		inherit := fs.Bool("inherit-stdio", false, "give the process this process's stdin, stdout and stderr")
-		consoleFD := fs.Int("console-socket-fd", -1, "descriptor of a unix socket that receives the process's pty master")
+		spec, stdio := processFlags(fs)
 		width := fs.Uint("console-width", 0, "initial terminal width")
 		height := fs.Uint("console-height", 0, "initial terminal height")
 		_ = fs.Parse(args[1:])
-		stdio := runc.IO{Inherit: *inherit}
-		if *consoleFD >= 0 {
-			stdio.Console = os.NewFile(uintptr(*consoleFD), "console-socket")
-		}
-		pid, err := runc.Exec(*root, *id, *spec, fs.Args(), stdio, uint16(*width), uint16(*height))
+		pid, err := runc.Exec(*root, *id, *spec, fs.Args(), stdio(), uint16(*width), uint16(*height))
 		writeResult(pid, err)
 	case "start":
 		_ = fs.Parse(args[1:])
