@@ -3,16 +3,15 @@ package container
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"os"
 	"path"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/opencontainers/cgroups"
 	cgroupsv1 "github.com/opencontainers/cgroups/fs"
 	"github.com/opencontainers/cgroups/fs2"
+	"github.com/opencontainers/cgroups/fscommon"
 
 	"github.com/huskrt/husk/container/usage"
 )
@@ -77,20 +76,20 @@ func ReadCgroupStats(p string) (CgroupStats, error) {
 		var cpu map[string]uint64
 		if cpu, err = readKeyed(dirs.cpu, "cpu.stat"); err == nil {
 			st.CPUUsageNanos = cpu["usage_usec"] * 1000
-			st.MemoryUsageBytes, err = readUint(dirs.memory, "memory.current")
+			st.MemoryUsageBytes, err = fscommon.GetCgroupParamUint(dirs.memory, "memory.current")
 		}
 		if err == nil {
-			limit, err = readUint(dirs.memory, "memory.max")
+			limit, err = fscommon.GetCgroupParamUint(dirs.memory, "memory.max")
 		}
 		if err == nil {
 			ooms, err = readKeyed(dirs.memory, "memory.events")
 		}
 	} else {
-		if st.CPUUsageNanos, err = readUint(dirs.cpu, "cpuacct.usage"); err == nil {
-			st.MemoryUsageBytes, err = readUint(dirs.memory, "memory.usage_in_bytes")
+		if st.CPUUsageNanos, err = fscommon.GetCgroupParamUint(dirs.cpu, "cpuacct.usage"); err == nil {
+			st.MemoryUsageBytes, err = fscommon.GetCgroupParamUint(dirs.memory, "memory.usage_in_bytes")
 		}
 		if err == nil {
-			limit, err = readUint(dirs.memory, "memory.limit_in_bytes")
+			limit, err = fscommon.GetCgroupParamUint(dirs.memory, "memory.limit_in_bytes")
 		}
 		if err == nil {
 			ooms, err = readKeyed(dirs.memory, "memory.oom_control")
@@ -144,24 +143,6 @@ func accountingDirs(p string) (cgroupDirs, error) {
 		return cgroupDirs{}, err
 	}
 	return cgroupDirs{cpu: path.Join(m.cpu, p), memory: path.Join(m.memory, p)}, nil
-}
-
-// readUint reads a file holding one number; "max" (v2's no limit) reads
-// as the largest value.
-func readUint(dir, file string) (uint64, error) {
-	b, err := os.ReadFile(path.Join(dir, file))
-	if err != nil {
-		return 0, err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "max" {
-		return math.MaxUint64, nil
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path.Join(dir, file), err)
-	}
-	return n, nil
 }
 
 func readKeyed(dir, file string) (map[string]uint64, error) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/opencontainers/cgroups"
 	cgroupsv1 "github.com/opencontainers/cgroups/fs"
+	"github.com/opencontainers/cgroups/fscommon"
 	"golang.org/x/sys/unix"
 )
 
@@ -262,23 +263,27 @@ func TestParseKeyed(t *testing.T) {
 	}
 }
 
-func TestReadUint(t *testing.T) {
+// ReadCgroupStats relies on the cgroups library reading v2's "max" as the
+// largest number and a missing file as ErrNotExist.
+func TestCgroupParamUint(t *testing.T) {
+	cgroups.TestMode = true // files outside cgroupfs
+	t.Cleanup(func() { cgroups.TestMode = false })
 	dir := t.TempDir()
 	for name, body := range map[string]string{"n": "42\n", "max": "max\n", "bad": "4x\n"} {
 		if err := os.WriteFile(path.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := readUint(dir, "n"); n != 42 || err != nil {
+	if n, err := fscommon.GetCgroupParamUint(dir, "n"); n != 42 || err != nil {
 		t.Errorf("42: %d, %v", n, err)
 	}
-	if n, err := readUint(dir, "max"); n != math.MaxUint64 || err != nil || available(n, 10) != 0 {
+	if n, err := fscommon.GetCgroupParamUint(dir, "max"); n != math.MaxUint64 || err != nil || available(n, 10) != 0 {
 		t.Errorf("max: %d, %v", n, err)
 	}
-	if _, err := readUint(dir, "bad"); err == nil {
+	if _, err := fscommon.GetCgroupParamUint(dir, "bad"); err == nil {
 		t.Error("a bad number was read")
 	}
-	if _, err := readUint(dir, "missing"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := fscommon.GetCgroupParamUint(dir, "missing"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing: %v, want ErrNotExist", err)
 	}
 }
