@@ -54,15 +54,17 @@ func RestoreSysctl(t testing.TB, path string) {
 // it was the last), under a lock shared by all test processes. The state
 // file holds the original value, then one live user pid per line.
 func updateSysctlState(path string, join bool) error {
-	if err := os.MkdirAll(sysctlState, 0o755); err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(filepath.Join(sysctlState, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	// The lock is on the state directory's parent, which is always there,
+	// so that the state directory can go with its last file.
+	lock, err := os.Open(filepath.Dir(sysctlState))
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(sysctlState, 0o755); err != nil {
 		return err
 	}
 	state := filepath.Join(sysctlState, strings.ReplaceAll(strings.TrimPrefix(path, "/proc/sys/"), "/", "."))
@@ -86,7 +88,11 @@ func updateSysctlState(path string, join bool) error {
 					return err
 				}
 			}
-			return os.Remove(state)
+			if err := os.Remove(state); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			_ = os.Remove(sysctlState) // fails while another setting is saved
+			return nil
 		}
 		if original == "" {
 			b, err := os.ReadFile(path)

@@ -35,6 +35,9 @@ func TestRestoreSysctl(t *testing.T) {
 
 	// Another live process (pid 1) changed nothing yet but uses it: the
 	// value it saw first is the one to restore, and only after it ends.
+	if err := os.MkdirAll(sysctlState, 0o755); err != nil { // gone with the last state file
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(state, []byte("0\n1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
