@@ -27,7 +27,7 @@ type entry struct {
 	major      int64
 }
 
-func tarOf(t *testing.T, entries ...entry) *bytes.Reader {
+func tarOf(t testing.TB, entries ...entry) *bytes.Reader {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
