@@ -404,8 +404,19 @@ func hostID(ms []specs.LinuxIDMapping, id uint32) uint32 {
 	return id
 }
 
-// mountImageVolume mounts an image read-only for a Mount.image (KEP-4639).
+// mountImageVolume mounts, for Config.mounts[i] with an image
+// (KEP-4639), what its image_sub_path names inside the image (the whole
+// image when empty) at <bundle>/image-volumes/<i>, and returns that path
+// and the image's ID. The sub path is resolved inside the image only (a
+// link to "/" or "/etc", or one climbing "../..", means the image's own,
+// as for a container whose root the image is), the entry it resolves to
+// must be a directory or a regular file, and what is mounted is the entry
+// that resolution opened: the path given to libcontainer is huskd's own,
+// with no link of the image's on it.
 func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount, u *undo.Stack) (string, string, error) {
+	if err := CheckImageMount(i, mnt); err != nil {
+		return "", "", err
+	}
 	img, err := m.images.Resolve(mnt.GetImage().GetImage())
 	if err != nil {
 		return "", "", fmt.Errorf("image volume %q: %w", mnt.GetImage().GetImage(), err)
@@ -416,19 +427,20 @@ func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount,
 		return "", "", err
 	}
 	u.Add(func(context.Context) error { return m.images.Release(owner) })
-	target := filepath.Join(bundle, "image-volumes", fmt.Sprint(i))
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	dir := filepath.Join(bundle, "image-volumes")
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", "", err
 	}
-	if err := layer.Mount(layers, "", "", target); err != nil {
-		return "", "", err
+	target := filepath.Join(dir, fmt.Sprint(i))
+	sub := mnt.GetImageSubPath()
+	err = layer.MountVolume(layers, target+".image", sub, target)
+	if spe := (*layer.SubPathError)(nil); errors.As(err, &spe) {
+		return "", "", errdefs.InvalidArgument(fmt.Sprintf("config.mounts[%d].image_sub_path", i), "%q %s (image %s)", sub, spe.Reason, img.ID)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("image volume %q: %w", mnt.GetImage().GetImage(), err)
 	}
 	u.Add(func(context.Context) error { return layer.Unmount(target) })
-	if sub := mnt.GetImageSubPath(); sub != "" {
-		if _, err := os.Stat(filepath.Join(target, filepath.Clean("/"+sub))); err != nil {
-			return "", "", errdefs.InvalidArgument(fmt.Sprintf("config.mounts[%d].image_sub_path", i), "%q does not exist in image %s", sub, img.ID)
-		}
-	}
 	return target, img.ID, nil
 }
 

@@ -150,6 +150,12 @@ func criMount(i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount
 	default:
 		opts = append(opts, "rw")
 	}
+	if m.GetImage() != nil {
+		// huskd's mount of the image already has them, but libcontainer's
+		// remount of the bind sets exactly the flags listed here: left
+		// out, they would be cleared.
+		opts = append(opts, "nosuid", "nodev")
+	}
 	extra, err := extraMountOptions(m.GetMountOptions(), field+".mount_options")
 	if err != nil {
 		return specs.Mount{}, err
@@ -166,8 +172,8 @@ func criMount(i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount
 	return out, nil
 }
 
-// mountSource is the host path, or for an image volume the directory husk
-// mounted the image on, plus its sub path.
+// mountSource is the host path, or for an image volume the path husk
+// mounted what its sub path resolved to on (mountImageVolume).
 func mountSource(i int, m *runtime.Mount, imageVolumes map[int]string) (string, error) {
 	field := fmt.Sprintf("config.mounts[%d]", i)
 	if m.GetImage() == nil {
@@ -179,22 +185,31 @@ func mountSource(i int, m *runtime.Mount, imageVolumes map[int]string) (string, 
 		}
 		return m.GetHostPath(), nil
 	}
-	if !m.GetReadonly() {
-		// The image is shared by every container mounting it.
-		return "", errdefs.InvalidArgument(field+".readonly", "an image volume must be read-only")
+	if err := CheckImageMount(i, m); err != nil {
+		return "", err
 	}
 	dir := imageVolumes[i]
 	if dir == "" {
 		return "", errdefs.FailedPrecondition("%s.image: image %q is not mounted", field, m.GetImage().GetImage())
 	}
-	sub := m.GetImageSubPath()
-	if sub == "" {
-		return dir, nil
+	return dir, nil
+}
+
+// CheckImageMount is what Config.mounts[i] with an image must be before
+// anything is mounted for it (a pure check: the CRI server runs it with
+// the request's other checks). kubelet sends only relative sub paths
+// without "..": one that is not is refused rather than resolved, though
+// the resolution would keep it inside the image all the same.
+func CheckImageMount(i int, m *runtime.Mount) error {
+	field := fmt.Sprintf("config.mounts[%d]", i)
+	if !m.GetReadonly() {
+		// The image is shared by every container mounting it.
+		return errdefs.InvalidArgument(field+".readonly", "an image volume must be read-only")
 	}
-	if path.IsAbs(sub) || slices.Contains(strings.Split(sub, "/"), "..") {
-		return "", errdefs.InvalidArgument(field+".image_sub_path", "%q must be a relative path inside the image", sub)
+	if sub := m.GetImageSubPath(); path.IsAbs(sub) || slices.Contains(strings.Split(sub, "/"), "..") || strings.ContainsRune(sub, 0) {
+		return errdefs.InvalidArgument(field+".image_sub_path", "%q must be a relative path inside the image, without \"..\"", sub)
 	}
-	return path.Join(dir, sub), nil
+	return nil
 }
 
 func propagationOption(p runtime.MountPropagation, field string) (string, error) {

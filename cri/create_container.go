@@ -8,6 +8,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
 )
@@ -46,6 +47,11 @@ func validateCreateContainer(r *runtime.CreateContainerRequest) error {
 		}
 		if m.GetImage().GetImage() == "" && !filepath.IsAbs(m.GetHostPath()) {
 			return errdefs.InvalidArgument(field+".host_path", "%q is not an absolute path", m.GetHostPath())
+		}
+		if m.GetImage().GetImage() != "" {
+			if err := container.CheckImageMount(i, m); err != nil {
+				return err
+			}
 		}
 	}
 	for i, d := range cfg.GetDevices() {
