@@ -17,7 +17,7 @@ RUNC_TAGS    := seccomp netgo osusergo
 RUNC_LDFLAGS := -s -w -X main.version=$(VERSION) -extldflags -static
 GO_LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build deps run install test conformance bench clean
+.PHONY: all build deps run install test fuzz-short conformance bench clean
 
 all: build
 
@@ -71,7 +71,20 @@ test: deps build
 		if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/conformance/critest$$')
+	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory conformance
+
+# Fuzz targets, each run for FUZZTIME by `make test` (their seed corpora
+# already run as plain tests). One "package:FuzzName" per line, so that
+# additions merge without conflict.
+FUZZTIME ?= 10s
+FUZZ_TARGETS += ./image/layer:FuzzResolveInRoot
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 # critest (cri-tools v1.37.0) against huskd, with the ratchet of
 # conformance/critest-expected; prints the counts per group.
