@@ -98,7 +98,8 @@ func (e *entry) publish(fn func(*Container)) *Container {
 // New returns a manager; call Load before the sandbox manager recovers,
 // and Reconcile after.
 func New(cfg Config, sandboxes *sandbox.Manager, images *image.Service) (*Manager, error) {
-	if err := os.MkdirAll(filepath.Join(cfg.Root, "containers"), 0o711); err != nil {
+	// Writable layers are for root only (cmd/huskd's dirs.go says why).
+	if err := os.MkdirAll(filepath.Join(cfg.Root, "containers"), 0o700); err != nil {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, sandboxes: sandboxes, images: images, names: names.New("container"),
@@ -213,13 +214,11 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	dir := m.dir(id)
 	bundle := bundleDir(m.sandboxes, sb.ID, id)
 	rootfs := filepath.Join(bundle, "rootfs")
-	for _, d := range []string{filepath.Join(dir, "upper"), filepath.Join(dir, "work"), rootfs} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return err
-		}
-	}
 	u.Add(func(context.Context) error { return os.RemoveAll(dir) })
 	u.Add(func(context.Context) error { return os.RemoveAll(bundle) })
+	if err := makeContainerDirs(sb, dir, bundle); err != nil {
+		return err
+	}
 	uidMaps, gidMaps := podMappings(sb)
 	if err := mountRootfs(layers, dir, bundle, rootfs, sb.Namespaces[sandbox.NSUser], uidMaps, gidMaps); err != nil {
 		return err
@@ -340,6 +339,35 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	return nil
 }
 
+// makeContainerDirs makes the container's directory dir (its writable layer) and
+// its bundle. Nothing but root reaches dir: the overlay uses upper and
+// work with huskd's credentials. The bundle is on the way to the rootfs,
+// which libcontainer's init resolves as the container's root: a pod's
+// directory (sandbox.MkdirPod), as is the pod's containers/ above it.
+func makeContainerDirs(sb *sandbox.Sandbox, dir, bundle string) error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{dir, 0o700},
+		// The overlay's root takes its upper directory's mode: this is the
+		// container's "/".
+		{filepath.Join(dir, "upper"), 0o755},
+		{filepath.Join(dir, "work"), 0o700},
+	} {
+		if err := os.Mkdir(d.path, d.mode); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{filepath.Dir(bundle), bundle} {
+		if err := sandbox.MkdirPod(sb, d); err != nil {
+			return err
+		}
+	}
+	// The overlay's root covers this directory's mode.
+	return os.Mkdir(filepath.Join(bundle, "rootfs"), 0o700)
+}
+
 // podMappings are the ID mappings of a pod in its own user namespace.
 func podMappings(sb *sandbox.Sandbox) (uids, gids []specs.LinuxIDMapping) {
 	if sb.Namespaces[sandbox.NSUser] == "" {
@@ -427,8 +455,11 @@ func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount,
 		return "", "", err
 	}
 	u.Add(func(context.Context) error { return m.images.Release(owner) })
+	// The volume's root is its top layer's; the mount point's mode is
+	// hidden under it. runc opens the source on the host's side where the
+	// container's init cannot reach it (a pod in its own user namespace).
 	dir := filepath.Join(bundle, "image-volumes")
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
 	target := filepath.Join(dir, fmt.Sprint(i))

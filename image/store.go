@@ -95,13 +95,13 @@ type Store struct {
 // half-done goes: temporary files, and blobs and layers no image or lease
 // holds.
 func OpenStore(dir string) (*Store, error) {
+	// For root only: overlayfs reaches the layers with the credentials of
+	// huskd, which mounts it, and a layer may hold an image's setuid
+	// binaries (cmd/huskd's dirs.go sets the modes of existing ones).
 	for _, d := range []string{"blobs/sha256", "layers", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, err
 		}
-	}
-	if err := os.Chmod(filepath.Join(dir, "layers"), 0o711); err != nil {
-		return nil, err
 	}
 	s := &Store{dir: dir, pending: map[string]int{}, idx: &index{
 		Version: indexVersion, Images: map[string]*Image{}, Layers: map[string]LayerStats{}, Leases: map[string][]string{},
@@ -258,6 +258,9 @@ func (s *Store) UnpackLayer(chainID, blobDigest, diffID string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// The layer's root directory is the root of an image volume whose top
+	// layer it is (an overlay without an upper directory takes its top
+	// layer's): readable by the container's users, as an image's root is.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}

@@ -64,8 +64,13 @@ type Manager struct {
 // New loads the configuration and starts watching the directory; Close
 // stops watching.
 func New(cfg Config) (*Manager, error) {
-	for _, d := range []string{cfg.ConfDir, cfg.CacheDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// The configuration directory is the admin's (/etc/cni/net.d); the
+	// cache of the pods' attachments is for root, who runs the plugins.
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{cfg.ConfDir, 0o755}, {cfg.CacheDir, 0o700}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return nil, err
 		}
 	}

@@ -205,14 +205,13 @@ func (p *pod) update(fn func(*Sandbox)) error {
 // New prepares the directories and the pause rootfs. It does not look at
 // existing pods: Recover does.
 func New(cfg Config) (*Manager, error) {
-	// 0711 on the way to a pod's files: a container in its own user
-	// namespace resolves its rootfs and pod files as an unprivileged host
-	// ID, which must be able to pass through (not list) these directories.
-	for _, d := range []string{filepath.Join(cfg.Root, "pods"), filepath.Join(cfg.State, "pods")} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return nil, err
-		}
-		if err := os.Chmod(d, 0o711); err != nil {
+	// These modes, and why, are in cmd/huskd's dirs.go (which also sets
+	// them on directories that exist); the pods' own are in dirs.go.
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Join(cfg.Root, "pods"), 0o700}, {filepath.Join(cfg.State, "pods"), 0o711}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return nil, err
 		}
 	}
@@ -384,14 +383,14 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	// 1. The record comes first, so that recovery after a crash in any
 	// later step knows what to tear down.
 	rootDir, stateDir := m.rootDir(id), m.stateDir(id)
-	if err := os.Mkdir(rootDir, 0o711); err != nil {
+	if err := os.Mkdir(rootDir, 0o700); err != nil {
 		return err
 	}
 	u.Add(func(context.Context) error { return os.RemoveAll(rootDir) })
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
 	}
-	if err := os.Mkdir(stateDir, 0o711); err != nil {
+	if err := MkdirPod(sb, stateDir); err != nil {
 		return err
 	}
 	u.Add(func(context.Context) error { return os.RemoveAll(stateDir) })

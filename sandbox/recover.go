@@ -51,6 +51,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 			}
 			continue
 		}
+		m.securePodDirs(sb)
 		p := &pod{id: id, rootDir: m.rootDir(id)}
 		p.cur.Store(sb)
 		m.mu.Lock()

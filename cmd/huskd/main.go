@@ -86,10 +86,8 @@ func main() {
 }
 
 func run(ctx context.Context, cfg Config) error {
-	for _, d := range []string{cfg.Root, cfg.State} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return err
-		}
+	if err := makeDirs(cfg.Root, cfg.State); err != nil {
+		return err
 	}
 	unlock, err := lockState(cfg.State)
 	if err != nil {
