@@ -61,7 +61,7 @@ install: build
 # start real huskds (as root) from ./bin and drive them as crictl does; a
 # real kubelet (built by scripts/kubelet.sh: ~5 minutes the first time,
 # seconds after) running a static pod; and critest.
-TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYBOX=$(TOOLS)/busybox/bin/busybox HUSK_CRITEST=$(TOOLS)/bin/critest HUSK_KUBELET=$(TOOLS)/bin/kubelet
+TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYBOX=$(TOOLS)/busybox/bin/busybox HUSK_CRITEST=$(TOOLS)/bin/critest HUSK_KUBELET=$(TOOLS)/bin/kubelet HUSK_APPARMOR=$(TOOLS)/apparmor
 
 # critest runs last and alone: its pods and the other tests' would
 # compete for the machine's two cores.

@@ -21,6 +21,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/container/apparmor"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
@@ -39,6 +40,9 @@ type Config struct {
 	// CreateTimeout bounds one CreateContainer once started, whether or
 	// not its caller still waits.
 	CreateTimeout time.Duration
+	// AppArmor loads husk's default profile for the containers that use
+	// it; nil when the node has no AppArmor.
+	AppArmor *apparmor.Loader
 }
 
 // Manager runs app containers in pods. It is the sandbox manager's
@@ -265,6 +269,11 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	})
 	if err != nil {
 		return err
+	}
+	if spec.Process.ApparmorProfile == apparmor.DefaultProfile && m.cfg.AppArmor != nil {
+		if err := m.cfg.AppArmor.EnsureDefault(ctx); err != nil {
+			return errdefs.FailedPrecondition("loading the default AppArmor profile %s: %v", apparmor.DefaultProfile, err)
+		}
 	}
 	for _, mnt := range cfg.GetMounts() {
 		// kubelet creates its volumes; a missing host path becomes a

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/huskrt/husk/container/apparmor"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -250,19 +251,32 @@ func localhostSeccomp(in SpecInput, s *specs.Spec, ref, field string) (*specs.Li
 	return f, nil
 }
 
-// apparmorProfile returns the profile name for the process. husk loads no
-// profile of its own, so RuntimeDefault leaves the process unconfined by
-// AppArmor (seccomp and capabilities still apply); a Localhost profile is
-// loaded by the node's administrator and needs AppArmor in the kernel.
+// apparmorProfile returns the profile name for the process. On a node
+// with AppArmor, an unset profile and RuntimeDefault (which api.proto says
+// are the same) mean husk's default profile, which huskd loads, and a
+// privileged container is not confined (api.proto: "AppArmor confinement
+// is not applied"), not even by a Localhost profile. Without AppArmor in
+// the kernel nothing can be applied: RuntimeDefault runs unconfined by
+// AppArmor (seccomp and capabilities still apply) and a Localhost profile,
+// which the admin must have loaded, is refused.
 func apparmorProfile(sc *runtime.LinuxContainerSecurityContext, node NodeInfo) (string, error) {
 	p, field, err := securityProfile(sc.GetApparmor(), fieldSC+".apparmor", sc.GetApparmorProfile(), fieldSC+".apparmor_profile")
-	if err != nil || p == nil || p.GetProfileType() != runtime.SecurityProfile_Localhost {
+	if err != nil {
 		return "", err
 	}
-	if !node.AppArmor {
-		return "", errdefs.FailedPrecondition("%s: AppArmor is not enabled on this node", field)
+	typ := runtime.SecurityProfile_RuntimeDefault
+	if p != nil {
+		typ = p.GetProfileType()
 	}
-	return strings.TrimPrefix(p.GetLocalhostRef(), profileLocalhost), nil
+	switch {
+	case typ == runtime.SecurityProfile_Localhost && !node.AppArmor:
+		return "", errdefs.FailedPrecondition("%s: AppArmor is not enabled on this node", field)
+	case !node.AppArmor || sc.GetPrivileged() || typ == runtime.SecurityProfile_Unconfined:
+		return "", nil
+	case typ == runtime.SecurityProfile_Localhost:
+		return strings.TrimPrefix(p.GetLocalhostRef(), profileLocalhost), nil
+	}
+	return apparmor.DefaultProfile, nil
 }
 
 // linuxNamespaces joins the pod's pinned namespaces (a kind the pod does

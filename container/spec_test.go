@@ -779,7 +779,20 @@ func TestSpecAppArmor(t *testing.T) {
 			code: codes.FailedPrecondition, field: "config.linux.security_context.apparmor_profile"},
 		{name: "disabled: deprecated runtime/default accepted", mod: func(in *SpecInput) { secCtx(in).ApparmorProfile = "runtime/default" }, check: name("")},
 		{name: "enabled: localhost", mod: enabled(profile(runtime.SecurityProfile_Localhost, "my-profile")), check: name("my-profile")},
-		{name: "enabled: runtime default loads nothing", mod: enabled(profile(runtime.SecurityProfile_RuntimeDefault, "")), check: name("")},
+		{name: "enabled: unset means the default profile", mod: enabled(func(*SpecInput) {}), check: name("husk-default")},
+		{name: "enabled: runtime default is husk's profile", mod: enabled(profile(runtime.SecurityProfile_RuntimeDefault, "")), check: name("husk-default")},
+		{name: "enabled: deprecated runtime/default", mod: enabled(func(in *SpecInput) { secCtx(in).ApparmorProfile = "runtime/default" }), check: name("husk-default")},
+		{name: "enabled: unconfined", mod: enabled(profile(runtime.SecurityProfile_Unconfined, "")), check: name("")},
+		{name: "enabled: deprecated unconfined", mod: enabled(func(in *SpecInput) { secCtx(in).ApparmorProfile = "unconfined" }), check: name("")},
+		{name: "enabled: privileged is not confined", mod: enabled(func(in *SpecInput) { secCtx(in).Privileged = true }), check: name("")},
+		{name: "enabled: privileged with runtime default", mod: enabled(func(in *SpecInput) {
+			secCtx(in).Privileged = true
+			profile(runtime.SecurityProfile_RuntimeDefault, "")(in)
+		}), check: name("")},
+		{name: "enabled: privileged with a localhost profile", mod: enabled(func(in *SpecInput) {
+			secCtx(in).Privileged = true
+			profile(runtime.SecurityProfile_Localhost, "my-profile")(in)
+		}), check: name("")},
 		{name: "enabled: deprecated localhost", mod: enabled(func(in *SpecInput) { secCtx(in).ApparmorProfile = "localhost/deny-write" }), check: name("deny-write")},
 		{name: "enabled: the field wins over the deprecated one", mod: enabled(func(in *SpecInput) {
 			secCtx(in).ApparmorProfile = "localhost/non-existent"

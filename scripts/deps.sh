@@ -40,6 +40,16 @@ if [ ! -x "$PWD/.tools/busybox/bin/busybox" ]; then
 	dpkg-deb -x .tools/debs/busybox_*.deb .tools/busybox
 fi
 
+# Debian's apparmor, unpacked, not installed (its service would try to
+# load the host's profiles): the tests parse husk's default profile with
+# its apparmor_parser, which needs no AppArmor in the kernel for that.
+if [ ! -x "$PWD/.tools/apparmor/sbin/apparmor_parser" ]; then
+	echo "deps.sh: unpacking Debian's apparmor for the profile tests"
+	mkdir -p .tools/debs
+	(cd .tools/debs && rm -f apparmor_*.deb && { apt-get download apparmor 2>/dev/null || { apt-get update && apt-get download apparmor; }; })
+	dpkg-deb -x .tools/debs/apparmor_*.deb .tools/apparmor
+fi
+
 # Go tools, pinned, into .tools/bin (not on the system's PATH).
 TOOLS=${TOOLS:-$PWD/.tools}
 CRI_TOOLS_VERSION=v1.37.0

@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/container"
+	"github.com/huskrt/husk/container/apparmor"
 	"github.com/huskrt/husk/cri"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
@@ -125,10 +126,21 @@ func run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("opening the image store: %w", err)
 	}
+	node := nodeInfo(cfg)
+	var aa *apparmor.Loader
+	if node.AppArmor {
+		// Loaded now so that a node that cannot load it says so at start;
+		// containers load it again if it has gone meanwhile.
+		aa = &apparmor.Loader{}
+		if err := aa.EnsureDefault(ctx); err != nil {
+			klog.ErrorS(err, "Loading the default AppArmor profile; containers that need it will fail to be created", "profile", apparmor.DefaultProfile)
+		}
+	}
 	containers, err := container.New(container.Config{
 		Root:          cfg.Root,
-		Node:          nodeInfo(cfg),
+		Node:          node,
 		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
+		AppArmor:      aa,
 	}, mgr, images)
 	if err != nil {
 		return err
@@ -212,7 +224,6 @@ func nodeInfo(cfg Config) container.NodeInfo {
 		fmt.Sscanf(string(b), "%d", &oom)
 	}
 	_, hugetlbErr := os.Stat("/sys/fs/cgroup/hugetlb")
-	aa, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	var capBnd uint64
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -227,7 +238,7 @@ func nodeInfo(cfg Config) container.NodeInfo {
 		CgroupV2:           cgroups.IsCgroup2UnifiedMode(),
 		HugetlbController:  hugetlbErr == nil || cgroups.IsCgroup2UnifiedMode(),
 		SeccompProfileRoot: cfg.Runtime.SeccompProfileRoot,
-		AppArmor:           len(aa) > 0 && aa[0] == 'Y',
+		AppArmor:           apparmor.Enabled(),
 	}
 }
 
