@@ -17,6 +17,25 @@ func New() string {
 	return hex.EncodeToString(b)
 }
 
+// Len is the length of every ID New makes.
+const Len = 64
+
+// Valid reports whether id is one New could have made: 64 lowercase hex
+// digits. IDs read back from disk (records, a shim's snapshot) go through
+// it before they name a directory to remove or a cgroup to kill, so that a
+// damaged or planted file cannot point those outside husk's own.
+func Valid(id string) bool {
+	if len(id) != Len {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Find returns the object with ID idOrPrefix, or the one whose ID starts
 // with it. kind names the objects ("pod sandbox") and field the request
 // field for messages. An ambiguous prefix is InvalidArgument; none

@@ -1,6 +1,7 @@
 package ids
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -34,5 +35,28 @@ func TestFindAndResolve(t *testing.T) {
 	}
 	if a, b := New(), New(); len(a) != 64 || a == b {
 		t.Errorf("New: %q %q", a, b)
+	}
+}
+
+func TestValid(t *testing.T) {
+	if id := New(); !Valid(id) {
+		t.Errorf("Valid(New()) = false for %q", id)
+	}
+	for id, want := range map[string]bool{
+		strings.Repeat("0123456789abcdef", 4): true,
+		"":                                    false,
+		strings.Repeat("a", 63):               false,
+		strings.Repeat("a", 65):               false,
+		strings.Repeat("A", 64):               false, // New makes lowercase only
+		strings.Repeat("g", 64):               false,
+		"../../x":                             false,
+		"../" + strings.Repeat("a", 61):       false,
+		strings.Repeat("a", 62) + "/.":        false,
+		strings.Repeat("a", 63) + "\x00":      false,
+		strings.Repeat("a", 32) + "." + strings.Repeat("a", 31): false,
+	} {
+		if got := Valid(id); got != want {
+			t.Errorf("Valid(%q) = %v, want %v", id, got, want)
+		}
 	}
 }
