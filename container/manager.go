@@ -684,7 +684,7 @@ func (m *Manager) RemovePod(ctx context.Context, podID string) error {
 // Snapshot applies what a pod's shim reports (sandbox.Observer).
 func (m *Manager) Snapshot(podID string, snap shimapi.Snapshot, shimGone bool) {
 	known := map[string]shimapi.ContainerState{}
-	for _, st := range snap.Containers {
+	for _, st := range validStates(podID, snap.Containers) {
 		known[st.ID] = st
 	}
 	m.mu.RLock()
@@ -862,9 +862,16 @@ func (m *Manager) Load() error {
 		return err
 	}
 	for _, d := range entries {
+		if !ids.Valid(d.Name()) {
+			klog.ErrorS(nil, "Not a container directory; leaving it alone", "dir", m.dir(d.Name()))
+			continue
+		}
 		c, err := readRecord(m.dir(d.Name()))
+		if err == nil {
+			err = checkRecord(c, d.Name(), bundleDir(m.sandboxes, c.PodID, c.ID))
+		}
 		if err != nil {
-			klog.ErrorS(err, "Unreadable container record; leaving it alone", "containerID", d.Name())
+			klog.ErrorS(err, "Unreadable or invalid container record; leaving it alone", "containerID", d.Name())
 			continue
 		}
 		e := &entry{}
@@ -880,11 +887,23 @@ func (m *Manager) Load() error {
 // exited, and what a crash left without a record goes.
 func (m *Manager) Reconcile(ctx context.Context) {
 	for _, c := range m.List() {
-		if _, err := m.sandboxes.Get(c.PodID); err != nil {
+		sb, err := m.sandboxes.Get(c.PodID)
+		if err != nil {
 			klog.InfoS("Removing a container whose pod is gone", "containerID", c.ID, "podSandboxID", c.PodID)
 			if err := m.Remove(ctx, c.ID); err != nil {
 				klog.ErrorS(err, "Removing a container whose pod is gone", "containerID", c.ID)
 			}
+			continue
+		}
+		if path.Dir(c.CgroupPath) != sb.CgroupParent() {
+			// Its record says another pod's cgroup parent: nothing of it
+			// is acted on.
+			klog.ErrorS(nil, "Invalid container record: its cgroup is not under its pod's; leaving it alone",
+				"containerID", c.ID, "podSandboxID", c.PodID, "cgroup", c.CgroupPath)
+			m.mu.Lock()
+			delete(m.ctrs, c.ID)
+			m.mu.Unlock()
+			m.names.Release(c.Name, c.ID)
 			continue
 		}
 		if c.State.Status == "" {
@@ -910,7 +929,7 @@ func (m *Manager) Reconcile(ctx context.Context) {
 	// Writable layers and leases with no record: a crash mid-create.
 	dirs, _ := os.ReadDir(filepath.Join(m.cfg.Root, "containers"))
 	for _, d := range dirs {
-		if _, err := m.lookup(d.Name()); err == nil {
+		if _, err := m.lookup(d.Name()); err == nil || !ids.Valid(d.Name()) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(m.dir(d.Name()), "container.json")); err == nil {
@@ -922,7 +941,7 @@ func (m *Manager) Reconcile(ctx context.Context) {
 	}
 	bundles, _ := filepath.Glob(filepath.Join(path.Dir(m.sandboxes.StateDir("x")), "*", "containers", "*"))
 	for _, b := range bundles {
-		if _, err := m.lookup(filepath.Base(b)); err == nil {
+		if _, err := m.lookup(filepath.Base(b)); err == nil || !ids.Valid(filepath.Base(b)) {
 			continue
 		}
 		_ = m.removeFiles(&Container{ID: filepath.Base(b), Bundle: b})

@@ -555,7 +555,7 @@ func (m *Manager) lastSnapshot(id string) shimapi.Snapshot {
 	if err == nil {
 		_ = json.Unmarshal(b, &snap)
 	}
-	return snap
+	return validContainers(id, snap)
 }
 
 func (m *Manager) notReady(p *pod, reason string) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/renameio/v2"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -30,7 +31,14 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 		id := e.Name()
 		known[id] = true
+		if !ids.Valid(id) {
+			klog.ErrorS(nil, "Not a pod sandbox directory; leaving it alone", "dir", m.rootDir(id))
+			continue
+		}
 		sb, err := readRecord(m.rootDir(id))
+		if err == nil {
+			err = checkRecord(sb, id, m.stateDir(id))
+		}
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			// Crashed between creating the directory and writing the record:
@@ -41,7 +49,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 			}
 			continue
 		case err != nil:
-			klog.ErrorS(err, "Unreadable sandbox record; leaving it alone", "podSandboxID", id)
+			klog.ErrorS(err, "Unreadable or invalid sandbox record; leaving it alone", "podSandboxID", id)
 			continue
 		}
 		if sb.State == StateCreating {
@@ -72,7 +80,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return err
 	}
 	for _, e := range states {
-		if e.IsDir() && !known[e.Name()] {
+		if e.IsDir() && !known[e.Name()] && ids.Valid(e.Name()) {
 			klog.InfoS("Removing pod state without a record", "podSandboxID", e.Name())
 			if err := m.teardown(ctx, &Sandbox{ID: e.Name()}); err != nil {
 				klog.ErrorS(err, "Removing orphaned pod state", "podSandboxID", e.Name())
