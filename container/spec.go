@@ -30,7 +30,8 @@ type SpecInput struct {
 	// namespace_options.target_id (pid mode TARGET); 0 otherwise.
 	TargetPID int
 	Users     UserDB
-	// ReadFile reads Localhost seccomp profiles; nil means os.ReadFile.
+	// ReadFile reads Localhost seccomp profiles; nil means
+	// readSeccompProfile under Node.SeccompProfileRoot.
 	ReadFile func(path string) ([]byte, error)
 	// StatDevice describes the device node at a host path (following
 	// symlinks); nil means stat(2).

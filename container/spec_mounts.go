@@ -124,6 +124,9 @@ func criMount(i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount
 	if !path.IsAbs(dst) {
 		return specs.Mount{}, errdefs.InvalidArgument(field+".container_path", "%q is not an absolute path", dst)
 	}
+	if slices.Contains(strings.Split(dst, "/"), "..") {
+		return specs.Mount{}, errdefs.InvalidArgument(field+".container_path", "%q contains \"..\"", dst)
+	}
 	if (len(m.GetUidMappings()) > 0) != (len(m.GetGidMappings()) > 0) {
 		return specs.Mount{}, errdefs.InvalidArgument(field, "an ID-mapped mount needs both UID and GID mappings")
 	}

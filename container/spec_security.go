@@ -1,8 +1,8 @@
 package container
 
 import (
+	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -226,9 +226,14 @@ func seccompProfile(in SpecInput, s *specs.Spec) (*specs.LinuxSeccomp, error) {
 
 // localhostSeccomp loads a profile from the node; relative references are
 // under the configured root (kubelet sends absolute paths, people using
-// crictl may not).
+// crictl may not). A reference with ".." is refused: kubelet joins the
+// pod's profile name to its root and cleans it, so ".." only comes from
+// a request meant to climb out of the root.
 func localhostSeccomp(in SpecInput, s *specs.Spec, ref, field string) (*specs.LinuxSeccomp, error) {
 	ref = strings.TrimPrefix(ref, profileLocalhost)
+	if slices.Contains(strings.Split(ref, "/"), "..") || strings.ContainsRune(ref, 0) {
+		return nil, errdefs.InvalidArgument(field, "seccomp profile %q contains \"..\" or a NUL byte", ref)
+	}
 	file := ref
 	if !path.IsAbs(file) {
 		if in.Node.SeccompProfileRoot == "" {
@@ -238,11 +243,16 @@ func localhostSeccomp(in SpecInput, s *specs.Spec, ref, field string) (*specs.Li
 	}
 	read := in.ReadFile
 	if read == nil {
-		read = os.ReadFile
+		read = func(p string) ([]byte, error) { return readSeccompProfile(in.Node.SeccompProfileRoot, p) }
 	}
 	body, err := read(file)
 	if err != nil {
 		return nil, errdefs.InvalidArgument(field, "seccomp profile %q: %v", ref, err)
+	}
+	// Not the decoder's error: it quotes the file's bytes, and a pod's
+	// events are no place for another file's content.
+	if len(body) > 0 && !json.Valid(body) {
+		return nil, errdefs.InvalidArgument(field, "seccomp profile %q is not JSON", ref)
 	}
 	f, err := seccomp.LoadProfile(string(body), s)
 	if err != nil {
