@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -15,40 +16,97 @@ import (
 )
 
 // validateRunPodSandbox checks everything about a RunPodSandbox request
-// that can be checked without touching the node. Each error names the
-// field at fault.
+// that can be checked without touching the node, one concern per check.
+// Each error names the field at fault.
 func validateRunPodSandbox(r *runtime.RunPodSandboxRequest) error {
 	cfg := r.GetConfig()
 	if cfg == nil {
 		return errdefs.InvalidArgument("config", "missing")
 	}
+	if err := checkConfigSize("config", cfg); err != nil {
+		return err
+	}
 	if err := validateHandler(r.GetRuntimeHandler()); err != nil {
 		return err
 	}
+	for _, check := range []func(*runtime.PodSandboxConfig) error{
+		validatePodMetadata, validateHostname, validateLogDirectory, validatePodMaps, validatePodDNS,
+		validatePortMappings, validatePodLinux,
+	} {
+		if err := check(cfg); err != nil {
+			return err
+		}
+	}
+	// Last, the catch-all: fields the checks above do not know.
+	return checkStrings("config", cfg.ProtoReflect())
+}
+
+func validatePodMetadata(cfg *runtime.PodSandboxConfig) error {
 	md := cfg.GetMetadata()
 	if md == nil {
 		return errdefs.InvalidArgument("config.metadata", "missing")
 	}
-	for field, v := range map[string]string{"name": md.GetName(), "namespace": md.GetNamespace(), "uid": md.GetUid()} {
-		if v == "" {
-			return errdefs.InvalidArgument("config.metadata."+field, "must not be empty")
-		}
-		if strings.ContainsFunc(v, func(r rune) bool { return r == 0 || r == '/' || unicode.IsControl(r) }) {
-			return errdefs.InvalidArgument("config.metadata."+field, "%q contains '/' or a control character", v)
+	for _, f := range []struct{ field, v string }{{"name", md.GetName()}, {"namespace", md.GetNamespace()}, {"uid", md.GetUid()}} {
+		if err := checkName("config.metadata."+f.field, f.v); err != nil {
+			return err
 		}
 	}
 	if md.GetAttempt() > 1<<30 {
 		return errdefs.InvalidArgument("config.metadata.attempt", "%d is out of range", md.GetAttempt())
 	}
-	if h := cfg.GetHostname(); len(h) > 64 || strings.ContainsFunc(h, func(r rune) bool { return r == 0 || r == '/' || unicode.IsSpace(r) }) {
-		return errdefs.InvalidArgument("config.hostname", "%q is not a valid hostname (at most 64 bytes, no '/' or spaces)", h)
+	return nil
+}
+
+// checkName checks a pod's or container's name, namespace or UID: they
+// make the name husk reserves and the records it writes.
+func checkName(field, v string) error {
+	if v == "" {
+		return errdefs.InvalidArgument(field, "must not be empty")
 	}
-	if d := cfg.GetLogDirectory(); d != "" && !filepath.IsAbs(d) {
-		return errdefs.InvalidArgument("config.log_directory", "%q is not an absolute path", d)
-	}
-	if err := validateDNS(cfg.GetDnsConfig()); err != nil {
+	if err := checkLength(field, v, maxName, "the longest Kubernetes name, a DNS-1123 subdomain"); err != nil {
 		return err
 	}
+	if strings.ContainsFunc(v, func(r rune) bool { return r == 0 || r == '/' || unicode.IsControl(r) }) {
+		return errdefs.InvalidArgument(field, "%q contains '/' or a control character", v)
+	}
+	return nil
+}
+
+func validateHostname(cfg *runtime.PodSandboxConfig) error {
+	if h := cfg.GetHostname(); len(h) > 64 || strings.ContainsFunc(h, func(r rune) bool { return r == '/' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return errdefs.InvalidArgument("config.hostname", "%q is not a valid hostname (at most 64 bytes, HOST_NAME_MAX; no '/', spaces or control characters)", h)
+	}
+	return nil
+}
+
+// validateLogDirectory: containers' logs go to log_directory joined with
+// their log_path; ".." would take them elsewhere.
+func validateLogDirectory(cfg *runtime.PodSandboxConfig) error {
+	const field = "config.log_directory"
+	d := cfg.GetLogDirectory()
+	switch {
+	case d == "":
+		return nil
+	case !filepath.IsAbs(d):
+		return errdefs.InvalidArgument(field, "%q is not an absolute path", d)
+	case hasDotDot(d):
+		return errdefs.InvalidArgument(field, "%q contains \"..\"", d)
+	case strings.ContainsRune(d, 0):
+		return errdefs.InvalidArgument(field, "%q contains a NUL byte", d)
+	}
+	return checkLength(field, d, maxString, stringLimit.what)
+}
+
+func validatePodMaps(cfg *runtime.PodSandboxConfig) error {
+	if err := checkLabels("config.labels", cfg.GetLabels()); err != nil {
+		return err
+	}
+	return checkAnnotations("config.annotations", cfg.GetAnnotations())
+}
+
+func validatePodDNS(cfg *runtime.PodSandboxConfig) error { return validateDNS(cfg.GetDnsConfig()) }
+
+func validatePortMappings(cfg *runtime.PodSandboxConfig) error {
 	for i, pm := range cfg.GetPortMappings() {
 		if pm.GetContainerPort() < 0 || pm.GetContainerPort() > 65535 || pm.GetHostPort() < 0 || pm.GetHostPort() > 65535 {
 			return errdefs.InvalidArgument("config.port_mappings", "mapping %d: ports must be within 0-65535", i)
@@ -59,6 +117,10 @@ func validateRunPodSandbox(r *runtime.RunPodSandboxRequest) error {
 			}
 		}
 	}
+	return nil
+}
+
+func validatePodLinux(cfg *runtime.PodSandboxConfig) error {
 	linux := cfg.GetLinux()
 	if p := linux.GetCgroupParent(); p != "" {
 		if _, err := sandbox.CleanCgroupParent(p); err != nil {
@@ -75,13 +137,27 @@ func validateRunPodSandbox(r *runtime.RunPodSandboxRequest) error {
 	if g := sc.GetRunAsGroup(); g != nil && (g.GetValue() < 0 || g.GetValue() > 1<<32-2) {
 		return errdefs.InvalidArgument("config.linux.security_context.run_as_group", "%d is not a valid gid", g.GetValue())
 	}
-	for _, g := range sc.GetSupplementalGroups() {
-		if g < 0 || g > 1<<32-2 {
-			return errdefs.InvalidArgument("config.linux.security_context.supplemental_groups", "%d is not a valid gid", g)
-		}
+	if err := checkSupplementalGroups("config.linux.security_context.supplemental_groups", sc.GetSupplementalGroups()); err != nil {
+		return err
 	}
 	return validateSysctls(linux.GetSysctls(), sc.GetNamespaceOptions())
 }
+
+// checkSupplementalGroups: setgroups(2) takes at most NGROUPS_MAX.
+func checkSupplementalGroups(field string, groups []int64) error {
+	if len(groups) > ngroupsMax {
+		return errdefs.InvalidArgument(field, "%d groups; at most %d (NGROUPS_MAX) are accepted", len(groups), ngroupsMax)
+	}
+	for _, g := range groups {
+		if g < 0 || g > 1<<32-2 {
+			return errdefs.InvalidArgument(field, "%d is not a valid gid", g)
+		}
+	}
+	return nil
+}
+
+// ngroupsMax is the kernel's NGROUPS_MAX.
+const ngroupsMax = 65536
 
 func validateHandler(h string) error {
 	if !slices.Contains(Handlers, h) {
@@ -90,24 +166,72 @@ func validateHandler(h string) error {
 	return nil
 }
 
+// Bounds of a pod's DNS configuration: twice Kubernetes' own
+// (MaxDNSNameservers, MaxDNSSearchPaths, MaxDNSSearchListChars in
+// pkg/apis/core/validation; kubelet trims to them); options take the
+// searches' bounds, Kubernetes has none.
+const (
+	maxDNSServers     = 2 * 3
+	maxDNSSearches    = 2 * 32
+	maxDNSSearchChars = 2 * 2048
+	maxDNSName        = 253 // a domain name
+)
+
+// validateDNS checks what resolvConf writes into the pod's resolv.conf,
+// one value a word: nothing may end a line or start another.
 func validateDNS(dns *runtime.DNSConfig) error {
-	for _, s := range dns.GetServers() {
-		if _, err := netip.ParseAddr(s); err != nil {
-			return errdefs.InvalidArgument("config.dns_config.servers", "%q is not an IP address", s)
+	if n := len(dns.GetServers()); n > maxDNSServers {
+		return errdefs.InvalidArgument("config.dns_config.servers", "%d servers; at most %d are accepted (resolvers use 3)", n, maxDNSServers)
+	}
+	for i, s := range dns.GetServers() {
+		if err := checkDNSServer(fmt.Sprintf("config.dns_config.servers[%d]", i), s); err != nil {
+			return err
 		}
 	}
-	bad := func(s string) bool {
-		return s == "" || strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsRune(s, 0)
+	if err := checkDNSWords("config.dns_config.searches", dns.GetSearches()); err != nil {
+		return err
 	}
-	for _, s := range dns.GetSearches() {
-		if bad(s) {
-			return errdefs.InvalidArgument("config.dns_config.searches", "%q is empty or contains spaces", s)
-		}
+	return checkDNSWords("config.dns_config.options", dns.GetOptions())
+}
+
+// checkDNSServer accepts an IP address; an IPv6 link-local one may carry
+// a zone, which must then be an interface name or index as the kernel
+// allows them (dev_valid_name: < IFNAMSIZ bytes, no '/', ':' or space).
+func checkDNSServer(field, s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return errdefs.InvalidArgument(field, "%q is not an IP address", s)
 	}
-	for _, o := range dns.GetOptions() {
-		if bad(o) {
-			return errdefs.InvalidArgument("config.dns_config.options", "%q is empty or contains spaces", o)
+	if z := a.Zone(); z != "" && !validIfname(z) {
+		return errdefs.InvalidArgument(field, "%q: zone %q is not an interface name", s, z)
+	}
+	return nil
+}
+
+func validIfname(s string) bool {
+	const ifnamsiz = 16
+	return s != "" && len(s) < ifnamsiz && s != "." && s != ".." &&
+		!strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
+// checkDNSWords checks searches or options: words of one line.
+func checkDNSWords(field string, words []string) error {
+	if len(words) > maxDNSSearches {
+		return errdefs.InvalidArgument(field, "%d entries; at most %d are accepted", len(words), maxDNSSearches)
+	}
+	total := 0
+	for i, w := range words {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if w == "" || strings.ContainsFunc(w, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return errdefs.InvalidArgument(f, "%q is empty or contains spaces or control characters", w)
 		}
+		if err := checkLength(f, w, maxDNSName, "the longest domain name"); err != nil {
+			return err
+		}
+		total += len(w) + 1
+	}
+	if total > maxDNSSearchChars {
+		return errdefs.InvalidArgument(field, "%d characters; at most %d are accepted", total, maxDNSSearchChars)
 	}
 	return nil
 }
@@ -182,6 +306,9 @@ var ipcSysctls = []string{
 	"kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
 }
 
+// sysctlMaxLength is Kubernetes' SysctlMaxLength.
+const sysctlMaxLength = 253
+
 // validateSysctls accepts only namespaced sysctls whose namespace the pod
 // owns: net.* needs the pod's own network, the IPC ones its own IPC, and
 // kernel.hostname/domainname its own UTS. Anything else would change the
@@ -189,6 +316,9 @@ var ipcSysctls = []string{
 func validateSysctls(sysctls map[string]string, o *runtime.NamespaceOption) error {
 	const field = "config.linux.sysctls"
 	for name, value := range sysctls {
+		if err := checkLength(field, name, sysctlMaxLength, "SysctlMaxLength, the longest sysctl name"); err != nil {
+			return err
+		}
 		if strings.ContainsAny(value, "\n\x00") {
 			return errdefs.InvalidArgument(field, "value of %q contains a newline or NUL", name)
 		}

@@ -41,6 +41,9 @@ type Options struct {
 	Network NetworkStatus
 	// Streaming makes the URLs of exec, attach and port-forward sessions.
 	Streaming Streaming
+	// Node is what validation checks resource values against; the zero
+	// value is a node without huge pages whose CPUs are not known.
+	Node Node
 	// StatsPeriod is how old ListContainerStats's readings may be (0:
 	// read on every call); see statsCache.
 	StatsPeriod time.Duration

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/cpuset"
 
 	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/container/apparmor"
@@ -167,7 +168,7 @@ func run(ctx context.Context, cfg Config) error {
 		}
 		defer stop()
 	}
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, StatsPeriod: time.Duration(cfg.Runtime.StatsPeriod)}, mgr, images, containers)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, StatsPeriod: time.Duration(cfg.Runtime.StatsPeriod), Node: criNode()}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 
@@ -239,6 +240,27 @@ func nodeInfo(cfg Config) container.NodeInfo {
 		HugetlbController:  hugetlbErr == nil || cgroups.IsCgroup2UnifiedMode(),
 		SeccompProfileRoot: cfg.Runtime.SeccompProfileRoot,
 		AppArmor:           apparmor.Enabled(),
+	}
+}
+
+// criNode is what request validation checks resource values against.
+func criNode() cri.Node {
+	online := func(p, fallback string) cpuset.CPUSet {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			b = []byte(fallback)
+		}
+		s, err := cpuset.Parse(strings.TrimSpace(string(b)))
+		if err != nil {
+			klog.ErrorS(err, "Reading the node's CPUs or memory nodes; requests are checked without them", "path", p)
+		}
+		return s
+	}
+	return cri.Node{
+		HugepageSizes: cgroups.HugePageSizes(),
+		CPUs:          online("/sys/devices/system/cpu/online", ""),
+		// A kernel without NUMA has no node directory and one memory node.
+		Mems: online("/sys/devices/system/node/online", "0"),
 	}
 }
 
