@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,14 +12,17 @@ import (
 // profile is ~25 KiB as JSON: 1 MiB is forty times that.
 const maxSeccompProfile = 1 << 20
 
-// readSeccompProfile reads the Localhost seccomp profile at file, an
-// absolute path. One under root is opened within root, so that no symlink
-// there leads out of it; one elsewhere is the CRI caller's to name (critest
-// writes its profiles to a temporary directory). Only a regular file is
-// read, and at most maxSeccompProfile bytes of it: a FIFO would block the
-// call and /dev/zero never end it.
-func readSeccompProfile(root, file string) ([]byte, error) {
-	f, err := openSeccompProfile(root, file)
+// readSeccompProfile reads the Localhost seccomp profile at file. Only a
+// regular file is read, and at most maxSeccompProfile bytes of it: a FIFO
+// would block the call and /dev/zero never end it.
+//
+// Symlinks are followed: the profile root is the node administrator's
+// (the security-profiles-operator links <root>/operator to
+// /var/lib/security-profiles-operator), and pod authors can only name a
+// path in it, which localhostSeccomp keeps from climbing with "..".
+func readSeccompProfile(file string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -41,20 +42,4 @@ func readSeccompProfile(root, file string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes (1 MiB)", maxSeccompProfile)
 	}
 	return b, nil
-}
-
-func openSeccompProfile(root, file string) (*os.File, error) {
-	// O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-	const flags = os.O_RDONLY | unix.O_NONBLOCK
-	if root != "" {
-		if rel, err := filepath.Rel(root, file); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			r, err := os.OpenRoot(root)
-			if err != nil {
-				return nil, err
-			}
-			defer r.Close()
-			return r.OpenFile(rel, flags, 0)
-		}
-	}
-	return os.OpenFile(file, flags, 0)
 }

@@ -31,7 +31,7 @@ type SpecInput struct {
 	TargetPID int
 	Users     UserDB
 	// ReadFile reads Localhost seccomp profiles; nil means
-	// readSeccompProfile under Node.SeccompProfileRoot.
+	// readSeccompProfile.
 	ReadFile func(path string) ([]byte, error)
 	// StatDevice describes the device node at a host path (following
 	// symlinks); nil means stat(2).

@@ -243,7 +243,7 @@ func localhostSeccomp(in SpecInput, s *specs.Spec, ref, field string) (*specs.Li
 	}
 	read := in.ReadFile
 	if read == nil {
-		read = func(p string) ([]byte, error) { return readSeccompProfile(in.Node.SeccompProfileRoot, p) }
+		read = readSeccompProfile
 	}
 	body, err := read(file)
 	if err != nil {
