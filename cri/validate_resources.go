@@ -19,7 +19,7 @@ type Node struct {
 	// HugepageSizes are the huge page sizes the kernel offers, as the
 	// cgroup files name them ("2MB", "1GB").
 	HugepageSizes []string
-	// CPUs and Mems are the node's online CPUs and memory nodes. Empty
+	// CPUs and Mems are the node's possible CPUs and memory nodes. Empty
 	// means unknown: then only the syntax and maxCPU are checked.
 	CPUs, Mems cpuset.CPUSet
 }

@@ -245,7 +245,7 @@ func nodeInfo(cfg Config) container.NodeInfo {
 
 // criNode is what request validation checks resource values against.
 func criNode() cri.Node {
-	online := func(p, fallback string) cpuset.CPUSet {
+	read := func(p, fallback string) cpuset.CPUSet {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			b = []byte(fallback)
@@ -258,9 +258,12 @@ func criNode() cri.Node {
 	}
 	return cri.Node{
 		HugepageSizes: cgroups.HugePageSizes(),
-		CPUs:          online("/sys/devices/system/cpu/online", ""),
+		// Possible rather than online: a CPU plugged in later must not be
+		// refused until huskd restarts; one that is offline the kernel
+		// refuses itself.
+		CPUs: read("/sys/devices/system/cpu/possible", ""),
 		// A kernel without NUMA has no node directory and one memory node.
-		Mems: online("/sys/devices/system/node/online", "0"),
+		Mems: read("/sys/devices/system/node/possible", "0"),
 	}
 }
 
