@@ -81,11 +81,12 @@ func TestHostileRecordsAreLeftAlone(t *testing.T) {
 		_, _ = rand.Read(b)
 		return hex.EncodeToString(b)
 	}
-	goneCtr1, goneCtr2, gonePod, plantedPod := newID(), newID(), newID(), newID()
+	goneCtr1, goneCtr2, gonePod, plantedPod, strayCtr := newID(), newID(), newID(), newID(), newID()
 	planted := []string{
 		filepath.Join(h.Root, "containers", goneCtr1),
 		filepath.Join(h.Root, "containers", goneCtr2),
 		filepath.Join(h.Root, "pods", plantedPod),
+		filepath.Join(h.Root, "containers", strayCtr),
 	}
 	// A container record whose ID climbs out of the containers directory.
 	plant(filepath.Join(planted[0], "container.json"), map[string]any{
@@ -102,6 +103,13 @@ func TestHostileRecordsAreLeftAlone(t *testing.T) {
 	plant(filepath.Join(planted[2], "sandbox.json"), map[string]any{
 		"version": 1, "id": plantedPod, "name": "planted-3", "state": "creating",
 		"cgroupPath": victimCgroup, "namespaces": map[string]string{"net": pin},
+	})
+	// A container of the victim's pod, all in order but for its cgroup,
+	// which is under another pod's parent.
+	plant(filepath.Join(planted[3], "container.json"), map[string]any{
+		"version": 1, "id": strayCtr, "podID": victimPod, "name": "planted-4",
+		"bundle":     filepath.Join(h.State, "pods", victimPod, "containers", strayCtr),
+		"cgroupPath": staleParent + "/" + strayCtr,
 	})
 	// The stale pod's last snapshot, with a container whose ID climbs
 	// from the stale pod's cgroup parent into the victim's cgroup.
@@ -151,7 +159,7 @@ func TestHostileRecordsAreLeftAlone(t *testing.T) {
 			t.Log(line)
 		}
 	}
-	for _, want := range []string{"invalid container record", "invalid sandbox record", "invalid ID in the shim's snapshot"} {
+	for _, want := range []string{"invalid container record", "invalid sandbox record", "invalid ID in the shim's snapshot", "its cgroup is not under its pod's"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("huskd's log does not say %q", want)
 		}
