@@ -79,6 +79,8 @@ test: deps build
 # additions merge without conflict.
 FUZZTIME ?= 10s
 FUZZ_TARGETS += ./image/layer:FuzzResolveInRoot
+FUZZ_TARGETS += ./cri:FuzzValidateRunPodSandbox
+FUZZ_TARGETS += ./cri:FuzzValidateCreateContainer
 
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \
