@@ -263,7 +263,7 @@ func (s *Store) UnpackLayer(chainID, blobDigest, diffID string) error {
 	}
 	h := sha256.New()
 	tee := io.TeeReader(tarStream, h)
-	stats, err := layer.Unpack(tee, tmp)
+	stats, err := layer.Unpack(tee, tmp, layer.Limits{})
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", blobDigest, err)
 	}
