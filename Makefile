@@ -17,7 +17,7 @@ RUNC_TAGS    := seccomp netgo osusergo
 RUNC_LDFLAGS := -s -w -X main.version=$(VERSION) -extldflags -static
 GO_LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build deps run install test fuzz-short conformance bench clean
+.PHONY: all build deps run install test conformance bench clean fuzz
 
 all: build
 
@@ -71,21 +71,33 @@ test: deps build
 		if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/conformance/critest$$')
-	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory conformance
 
-# Fuzz targets, each run for FUZZTIME by `make test` (their seed corpora
-# already run as plain tests). One "package:FuzzName" per line, so that
-# additions merge without conflict.
+# Fuzz targets `make test` runs for FUZZTIME each: one "package:Target" a
+# line. (`go test` takes one -fuzz target at a time.)
 FUZZTIME ?= 10s
+FUZZ_TARGETS += ./image/layer:FuzzUnpack
+FUZZ_TARGETS += ./image/hosts:FuzzParse
 FUZZ_TARGETS += ./image/layer:FuzzResolveInRoot
 FUZZ_TARGETS += ./cri:FuzzValidateRunPodSandbox
 FUZZ_TARGETS += ./cri:FuzzValidateCreateContainer
 
-fuzz-short:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+# -fuzzminimizetime 0x: a short run has no time to spend minimising every
+# new input (the default, 60s each, stalls a 10s run). Go 1.26's fuzz
+# coordinator can fail a run that found nothing with a bare "context
+# deadline exceeded" when its time is up on a loaded machine (go.dev/issue/
+# 75804, fixed in Go 1.27): that, and only that, is reported and passed.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0x $$pkg 2>&1); rc=$$?; \
+		if [ $$rc -ne 0 ]; then \
+			if echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+				echo "$$name: the Go 1.26 fuzz coordinator's end-of-run race (go.dev/issue/75804), no failing input"; \
+			else echo "$$out" >&2; exit 1; fi; \
+		fi; \
 	done
 
 # critest (cri-tools v1.37.0) against huskd, with the ratchet of

@@ -498,12 +498,10 @@ func (m *Manager) imageConfig(imageID string) (ImageConfig, error) {
 	return ImageConfig{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal}, nil
 }
 
-// readUserDB reads the image's /etc/passwd and /etc/group; an image
-// without them has no named users.
+// readUserDB answers from the image's /etc/passwd and /etc/group, scanned
+// as questions come; an image without them has no named users.
 func readUserDB(layers []string) UserDB {
-	passwd, _ := ReadImageFile(layers, "etc/passwd")
-	group, _ := ReadImageFile(layers, "etc/group")
-	return ParseUserDB(passwd, group)
+	return ImageUserDB(layers)
 }
 
 // stopSignal is the CRI stop_signal, else the image's STOPSIGNAL, else

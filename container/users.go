@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -28,11 +29,21 @@ type groupEntry struct {
 	members []string
 }
 
-// fileUserDB is a UserDB read from an image's /etc/passwd and /etc/group.
+// fileUserDB is a UserDB over /etc/passwd and /etc/group contents. Each
+// question scans the file line by line: an image's files are not trusted,
+// and one of hundreds of MiB must not be held in huskd's memory (nor the
+// long scan's result: GroupsOf keeps at most maxGroups gids).
 type fileUserDB struct {
-	users  []passwdEntry
-	groups []groupEntry
+	passwd, group func() (io.ReadCloser, error)
 }
+
+// maxUserDBLine bounds a line of passwd or group; a longer one is skipped.
+// A group of thousands of members still fits.
+const maxUserDBLine = 1 << 20
+
+// maxGroups is the kernel's NGROUPS_MAX: a process can hold no more
+// supplementary groups.
+const maxGroups = 65536
 
 // ParseUserDB reads /etc/passwd and /etc/group contents (either may be nil:
 // many images ship neither). Lines that are blank, comments, NIS
@@ -40,35 +51,68 @@ type fileUserDB struct {
 // odd line must not stop its containers from starting when the line is not
 // the one they need.
 func ParseUserDB(passwd, group []byte) UserDB {
-	db := &fileUserDB{}
-	for _, f := range colonLines(passwd) {
-		if e, ok := parsePasswd(f); ok {
-			db.users = append(db.users, e)
-		}
+	return &fileUserDB{
+		passwd: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(passwd)), nil },
+		group:  func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(group)), nil },
 	}
-	for _, f := range colonLines(group) {
-		if e, ok := parseGroup(f); ok {
-			db.groups = append(db.groups, e)
-		}
-	}
-	return db
 }
 
-// colonLines splits content into the colon-separated fields of its
-// meaningful lines.
-func colonLines(content []byte) [][]string {
-	var out [][]string
-	sc := bufio.NewScanner(bytes.NewReader(content))
-	// A group with thousands of members makes a long line.
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+// ImageUserDB is ParseUserDB over the image's /etc/passwd and /etc/group,
+// found through its layers as OpenImageFile finds them (bottom layer
+// first) and read as each question is asked. A file the image lacks, or
+// that cannot be read, holds no entries.
+func ImageUserDB(layers []string) UserDB {
+	open := func(name string) func() (io.ReadCloser, error) {
+		return func() (io.ReadCloser, error) { return OpenImageFile(layers, name) }
+	}
+	return &fileUserDB{passwd: open("etc/passwd"), group: open("etc/group")}
+}
+
+// scan calls fn with the fields of each meaningful line of the file open
+// yields, until fn returns false.
+func scan(open func() (io.ReadCloser, error), fn func(fields []string) bool) {
+	rc, err := open()
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	colonLines(rc, fn)
+}
+
+// colonLines calls fn with the colon-separated fields of each meaningful
+// line of r, until fn returns false or r ends. A line longer than
+// maxUserDBLine is skipped whole, without being held.
+func colonLines(r io.Reader, fn func(fields []string) bool) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte // a line longer than br's buffer, so far
+	skip := false   // the current line is too long
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if !skip && len(long)+len(chunk) <= maxUserDBLine {
+				long = append(long, chunk...)
+			} else {
+				skip, long = true, nil
+			}
 			continue
 		}
-		out = append(out, strings.Split(line, ":"))
+		line := chunk
+		if long != nil {
+			long = append(long, chunk...)
+			line = long
+		}
+		if !skip && len(line) <= maxUserDBLine {
+			if l := strings.TrimSpace(string(line)); l != "" && l[0] != '#' && l[0] != '+' && l[0] != '-' {
+				if !fn(strings.Split(l, ":")) {
+					return
+				}
+			}
+		}
+		long, skip = nil, false
+		if err != nil {
+			return // io.EOF, or a read error: what was read is what there is
+		}
 	}
-	return out
 }
 
 func parsePasswd(f []string) (passwdEntry, bool) {
@@ -114,34 +158,44 @@ func parseID(s string) (int64, bool) {
 // LookupUser returns the first matching entry, as getpwnam/getpwuid do.
 func (db *fileUserDB) LookupUser(nameOrUID string) (uid, gid int64, name string, ok bool) {
 	id, numeric := parseID(nameOrUID)
-	for _, u := range db.users {
-		if (numeric && u.uid == id) || (!numeric && u.name == nameOrUID) {
-			return u.uid, u.gid, u.name, true
+	scan(db.passwd, func(f []string) bool {
+		u, valid := parsePasswd(f)
+		if valid && ((numeric && u.uid == id) || (!numeric && u.name == nameOrUID)) {
+			uid, gid, name, ok = u.uid, u.gid, u.name, true
+			return false
 		}
-	}
-	return 0, 0, "", false
+		return true
+	})
+	return uid, gid, name, ok
 }
 
-func (db *fileUserDB) LookupGroup(nameOrGID string) (int64, bool) {
+func (db *fileUserDB) LookupGroup(nameOrGID string) (gid int64, ok bool) {
 	id, numeric := parseID(nameOrGID)
-	for _, g := range db.groups {
-		if (numeric && g.gid == id) || (!numeric && g.name == nameOrGID) {
-			return g.gid, true
+	scan(db.group, func(f []string) bool {
+		g, valid := parseGroup(f)
+		if valid && ((numeric && g.gid == id) || (!numeric && g.name == nameOrGID)) {
+			gid, ok = g.gid, true
+			return false
 		}
-	}
-	return 0, false
+		return true
+	})
+	return gid, ok
 }
 
 func (db *fileUserDB) GroupsOf(user string) []int64 {
-	var gids []int64
 	if user == "" {
 		return nil
 	}
-	for _, g := range db.groups {
-		if slices.Contains(g.members, user) && !slices.Contains(gids, g.gid) {
+	var gids []int64
+	seen := map[int64]bool{}
+	scan(db.group, func(f []string) bool {
+		g, valid := parseGroup(f)
+		if valid && !seen[g.gid] && slices.Contains(g.members, user) {
+			seen[g.gid] = true
 			gids = append(gids, g.gid)
 		}
-	}
+		return len(gids) < maxGroups
+	})
 	return gids
 }
 
@@ -153,14 +207,15 @@ const opaqueXattr = "trusted.overlay.opaque"
 // maxSymlinks bounds symlink resolution like the kernel's MAXSYMLINKS.
 const maxSymlinks = 40
 
-// ReadImageFile reads name ("etc/passwd") from the image whose unpacked
+// OpenImageFile opens name ("etc/passwd") from the image whose unpacked
 // layer directories are layers, bottom layer first, as the container would
 // see it through overlayfs: the topmost layer holding the path wins, a
 // whiteout (0/0 character device) or an opaque directory on the way hides
 // the layers below, and symlinks resolve in the merged image, never outside
-// it (each layer is opened as an os.Root). A path that is not there returns
-// an error wrapping os.ErrNotExist.
-func ReadImageFile(layers []string, name string) ([]byte, error) {
+// it (each layer is opened as an os.Root). Only a regular file opens. A
+// path that is not there returns an error wrapping os.ErrNotExist. The
+// caller reads the file as it needs, never whole: it is the image's.
+func OpenImageFile(layers []string, name string) (*os.File, error) {
 	roots := make([]*os.Root, 0, len(layers))
 	defer func() {
 		for _, r := range roots {
@@ -179,11 +234,11 @@ func ReadImageFile(layers []string, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image file %s: %w", name, err)
 	}
-	b, err := v.roots[layer].ReadFile(p)
+	f, err := v.roots[layer].Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("image file %s: %w", name, err)
 	}
-	return b, nil
+	return f, nil
 }
 
 // overlayView answers lookups in the merged view of layers, topmost first.

@@ -2,6 +2,8 @@ package container
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -164,7 +166,7 @@ func buildLayers(t *testing.T, trees ...layerTree) []string {
 	return dirs
 }
 
-func TestReadImageFile(t *testing.T) {
+func TestOpenImageFile(t *testing.T) {
 	notExist := func(err error) bool { return errors.Is(err, os.ErrNotExist) }
 	cases := []struct {
 		name   string
@@ -217,7 +219,7 @@ func TestReadImageFile(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			layers := buildLayers(t, c.layers...)
-			got, err := ReadImageFile(layers, c.file)
+			got, err := readImageFile(layers, c.file)
 			if c.err != nil {
 				if !c.err(err) {
 					t.Fatalf("err = %v (content %q)", err, got)
@@ -234,8 +236,18 @@ func TestReadImageFile(t *testing.T) {
 	}
 }
 
-func TestReadImageFileMissingLayer(t *testing.T) {
-	_, err := ReadImageFile([]string{filepath.Join(t.TempDir(), "gone")}, "etc/passwd")
+// readImageFile reads what OpenImageFile opens.
+func readImageFile(layers []string, name string) ([]byte, error) {
+	f, err := OpenImageFile(layers, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func TestOpenImageFileMissingLayer(t *testing.T) {
+	_, err := OpenImageFile([]string{filepath.Join(t.TempDir(), "gone")}, "etc/passwd")
 	if err == nil {
 		t.Fatal("no error for a missing layer directory")
 	}
@@ -245,20 +257,52 @@ func TestReadImageFileMissingLayer(t *testing.T) {
 	}
 }
 
-// ReadImageFile and ParseUserDB together, as CreateContainer uses them.
-func TestUserDBFromImage(t *testing.T) {
+// ImageUserDB, as CreateContainer uses it: the merged files, the top
+// layer's passwd over the bottom's.
+func TestImageUserDB(t *testing.T) {
 	layers := buildLayers(t,
-		layerTree{"etc/passwd": "root:x:0:0::/root:/bin/sh\n", "etc/group": "root:x:0:\n"},
+		layerTree{"etc/passwd": "root:x:0:0::/root:/bin/sh\n", "etc/group": "root:x:0:\nusers:x:100:app\n"},
 		layerTree{"etc/passwd": "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n"})
-	passwd, err := ReadImageFile(layers, "etc/passwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	group, err := ReadImageFile(layers, "etc/group")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, gid, _, ok := ParseUserDB(passwd, group).LookupUser("app"); !ok || gid != 1000 {
+	db := ImageUserDB(layers)
+	if _, gid, _, ok := db.LookupUser("app"); !ok || gid != 1000 {
 		t.Errorf("app: gid %d, found %v", gid, ok)
+	}
+	if g := db.GroupsOf("app"); !reflect.DeepEqual(g, []int64{100}) {
+		t.Errorf("GroupsOf(app) = %v", g)
+	}
+	if _, _, _, ok := ImageUserDB(buildLayers(t, layerTree{"bin/sh": "x"})).LookupUser("root"); ok {
+		t.Error("found root in an image without /etc/passwd")
+	}
+}
+
+// Lines of any length are read without being held whole: one over the
+// bound is skipped, the lines around it still count; a line just under
+// the bound is read; the last line needs no newline.
+func TestUserDBLongLines(t *testing.T) {
+	members := func(n int) string { return strings.Repeat("someone,", n/8) }
+	group := "before:x:1:app\n" +
+		"huge:x:2:" + members(maxUserDBLine) + "app\n" +
+		"big:x:3:" + members(maxUserDBLine-64) + "app\n" +
+		"after:x:4:app"
+	db := ParseUserDB([]byte("first:x:1:1\n"+strings.Repeat("x", 3*maxUserDBLine)+"\nlast:x:2:2"), []byte(group))
+	if g := db.GroupsOf("app"); !reflect.DeepEqual(g, []int64{1, 3, 4}) {
+		t.Errorf("GroupsOf(app) = %v, want [1 3 4] (the over-long line skipped)", g)
+	}
+	for _, u := range []string{"first", "last"} {
+		if _, _, _, ok := db.LookupUser(u); !ok {
+			t.Errorf("%s not found around an over-long line", u)
+		}
+	}
+}
+
+// GroupsOf stops at the kernel's NGROUPS_MAX: a group file cannot make
+// huskd hold more.
+func TestUserDBGroupsBounded(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < maxGroups+10; i++ {
+		fmt.Fprintf(&b, "g%d:x:%d:app\n", i, i+1)
+	}
+	if n := len(ParseUserDB(nil, []byte(b.String())).GroupsOf("app")); n != maxGroups {
+		t.Errorf("GroupsOf kept %d groups, want %d", n, maxGroups)
 	}
 }

@@ -11,7 +11,8 @@ import (
 
 // PullImage pulls an image with authentication config. The response's
 // image_ref is the image's ID, the same every other call reports for it.
-// Credentials are passed to the registry and never logged.
+// Credentials go only to the registry they are for (auth.server_address,
+// else the image's registry; see image.Auth) and are never logged.
 func (s *Server) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*runtime.PullImageResponse, error) {
 	if r.GetImage().GetImage() == "" {
 		return nil, errdefs.InvalidArgument("image.image", "must not be empty")
@@ -23,6 +24,7 @@ func (s *Server) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*r
 		Auth:          a.GetAuth(),
 		IdentityToken: a.GetIdentityToken(),
 		RegistryToken: a.GetRegistryToken(),
+		ServerAddress: a.GetServerAddress(),
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,12 +25,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/image/hosts"
+	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
 )
-
-// Auth is a registry credential from PullImageRequest.auth. It is never
-// logged.
-type Auth = authn.AuthConfig
 
 // PullOptions configure a Puller.
 type PullOptions struct {
@@ -39,11 +37,18 @@ type PullOptions struct {
 	ProgressTimeout time.Duration
 	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
 	MaxConcurrentDownloads int
+	// Limits caps what one layer may unpack to ([image] max_layer_bytes
+	// and max_layer_files); a layer's blob may not be larger either.
+	Limits layer.Limits
 }
 
 // Puller pulls images into a Store. Concurrent pulls of one reference
-// share one pull, and concurrent fetches of one blob or unpacks of one
-// layer share one, whichever images they belong to.
+// with the same credential share one pull, and concurrent fetches of one
+// blob with the same credential, or unpacks of one layer, share one,
+// whichever images they belong to. Pulls with different credentials never
+// share: one pod must not get an image on another's credential (kubelet's
+// KubeletEnsureSecretPulledImages relies on each pull proving its own),
+// and a refused credential must not fail a pull that has a good one.
 type Puller struct {
 	store     *Store
 	opts      PullOptions
@@ -80,10 +85,18 @@ func (p *Puller) Pull(ctx context.Context, spec string, auth Auth) (string, erro
 	if err != nil {
 		return "", err
 	}
+	server, err := auth.server(ref)
+	if err != nil {
+		return "", err
+	}
+	key := ref.String()
+	if k := auth.key(); k != "" {
+		key += " " + k
+	}
 	// The pull outlives a caller that gives up: its result serves the
 	// retry. It is bounded by the progress timeout instead.
-	ch := p.pulls.DoChan(ref.String(), func() (any, error) {
-		id, err := p.pull(context.WithoutCancel(ctx), ref, auth)
+	ch := p.pulls.DoChan(key, func() (any, error) {
+		id, err := p.pull(context.WithoutCancel(ctx), ref, auth, server)
 		if err != nil {
 			// What the failed pull fetched and no image holds.
 			p.store.Collect()
@@ -173,7 +186,7 @@ func (b countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth) (string, error) {
+func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (string, error) {
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -195,7 +208,12 @@ func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth) (string, error) {
 		if !h.Can(need) {
 			continue
 		}
-		id, err := p.pullFrom(ctx, h, ref, auth, pr)
+		authr, withheld := auth.authFor(ref, server, h)
+		blobKey := ""
+		if authr != authn.Anonymous {
+			blobKey = auth.key()
+		}
+		id, err := p.pullFrom(ctx, h, ref, authr, blobKey, pr)
 		if err == nil {
 			klog.InfoS("Image pulled", "image", ref.String(), "imageID", id, "from", h.String(), "bytes", pr.done.Load(), "duration", time.Since(start))
 			return id, nil
@@ -204,8 +222,13 @@ func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth) (string, error) {
 			err = cause
 		}
 		last = classify(err, h)
-		errs = append(errs, h.String()+": "+last.Error())
-		if ctx.Err() != nil {
+		msg := last.Error()
+		if withheld != "" && errors.Is(last, errdefs.ErrUnauthenticated) {
+			msg += " (" + withheld + ")"
+		}
+		errs = append(errs, h.String()+": "+msg)
+		// A verified layer over the limits is the same from every host.
+		if ctx.Err() != nil || errors.Is(err, layer.ErrLimit) {
 			break
 		}
 	}
@@ -231,10 +254,16 @@ func (e *pullError) Unwrap() error { return e.last }
 // unknown manifest or repository, refused credentials, an unreachable
 // registry, or a stalled pull.
 func classify(err error, h hosts.Host) error {
+	if lerr, ok := asLimitError(err); ok {
+		return lerr
+	}
 	var terr *transport.Error
 	var np errNoProgress
 	var nerr net.Error
+	var clear errCleartext
 	switch {
+	case errors.As(err, &clear):
+		return errdefs.FailedPrecondition("%v", err)
 	case errors.As(err, &np):
 		return fmt.Errorf("%w: %v", errdefs.ErrDeadline, err)
 	case errors.As(err, &terr):
@@ -273,10 +302,16 @@ func platform() v1.Platform {
 	return pl
 }
 
-func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth, pr *progress) (string, error) {
+func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, authr authn.Authenticator, blobKey string, pr *progress) (string, error) {
 	tr, err := h.Transport(p.transport)
 	if err != nil {
 		return "", err
+	}
+	// go-containerregistry's own transports (retries, authentication)
+	// wrap this one: it sees every request as it goes to the network.
+	tr = limitTransport{next: tr}
+	if authr != authn.Anonymous {
+		tr = credentialGuard{next: tr, host: h}
 	}
 	var nameOpts []name.Option
 	if h.Insecure() {
@@ -290,12 +325,10 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth,
 	if d := ref.Digest(); d != "" {
 		target = repo.Digest(d)
 	}
-	var authr authn.Authenticator = authn.Anonymous
-	if auth != (Auth{}) {
-		authr = authn.FromConfig(auth)
-	}
+	// The only blob fetched under this context is the image config.
+	mctx := withBlobLimit(ctx, "image config", MaxConfigBytes, "the 4 MiB limit on image configs")
 	ropts := []remote.Option{
-		remote.WithContext(ctx),
+		remote.WithContext(mctx),
 		remote.WithTransport(countingTransport{tr, pr}),
 		remote.WithAuth(authr),
 		remote.WithPlatform(platform()),
@@ -326,11 +359,14 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth,
 	if err != nil {
 		return "", err
 	}
+	if err := p.checkSizes(mf); err != nil {
+		return "", err
+	}
 	cfgRaw, err := img.RawConfigFile()
 	if err != nil {
 		return "", err
 	}
-	cfg, err := v1.ParseConfigFile(strings.NewReader(string(cfgRaw)))
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
 	if err != nil {
 		return "", fmt.Errorf("image config: %w", err)
 	}
@@ -368,7 +404,7 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth,
 		if d == "" {
 			continue
 		}
-		if err := p.store.WriteBlob(d, strings.NewReader(string(raw))); err != nil {
+		if err := p.store.WriteBlob(d, bytes.NewReader(raw)); err != nil {
 			return "", err
 		}
 	}
@@ -382,12 +418,12 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth,
 				return nil
 			}
 			t0 := time.Now()
-			if err := p.fetchBlob(gctx, repo, l, ropts); err != nil {
+			if err := p.fetchBlob(gctx, repo, l, blobKey, ropts); err != nil {
 				return err
 			}
 			t1 := time.Now()
 			_, err, _ := p.unpacks.Do(l.ChainID, func() (any, error) {
-				return nil, p.store.UnpackLayer(l.ChainID, l.Digest, l.DiffID)
+				return nil, p.store.UnpackLayer(l.ChainID, l.Digest, l.DiffID, p.opts.Limits)
 			})
 			klog.V(3).InfoS("Layer pulled", "image", ref.String(), "layer", l.Digest, "bytes", l.Size,
 				"fetch", t1.Sub(t0), "unpack", time.Since(t1))
@@ -403,17 +439,38 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, auth Auth,
 	return rec.ID, nil
 }
 
+// checkSizes refuses a manifest whose config or layers are larger than
+// husk reads, before anything is fetched.
+func (p *Puller) checkSizes(mf *v1.Manifest) error {
+	if mf.Config.Size > MaxConfigBytes {
+		return errTooLarge{what: fmt.Sprintf("image config %s of %d bytes", mf.Config.Digest, mf.Config.Size),
+			limit: MaxConfigBytes, why: "the 4 MiB limit on image configs"}
+	}
+	for i, l := range mf.Layers {
+		if l.Size < 0 {
+			return fmt.Errorf("manifest: layer %d has a negative size", i)
+		}
+		if lim := p.opts.Limits.Bytes; lim > 0 && l.Size > lim {
+			return errTooLarge{what: fmt.Sprintf("layer %s of %d bytes", l.Digest, l.Size),
+				limit: lim, why: "[image] max_layer_bytes"}
+		}
+	}
+	return nil
+}
+
 // fetchBlob downloads a layer blob into the store, once for all pulls that
-// want it at the same time.
-func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, ropts []remote.Option) error {
+// want it at the same time with the same credential (key). The registry
+// may send no more than the size the manifest gives.
+func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, key string, ropts []remote.Option) error {
 	if p.store.HasBlob(l.Digest) {
 		return nil
 	}
-	_, err, _ := p.blobs.Do(l.Digest, func() (any, error) {
+	_, err, _ := p.blobs.Do(l.Digest+" "+key, func() (any, error) {
 		if p.store.HasBlob(l.Digest) {
 			return nil, nil
 		}
-		opts := append(append([]remote.Option(nil), ropts...), remote.WithContext(ctx))
+		lctx := withBlobLimit(ctx, "layer "+l.Digest, l.Size, "the size its manifest gives")
+		opts := append(append([]remote.Option(nil), ropts...), remote.WithContext(lctx))
 		rl, err := remote.Layer(repo.Digest(l.Digest), opts...)
 		if err != nil {
 			return nil, err

@@ -237,8 +237,9 @@ func (s *Store) HasLayer(chainID string) bool {
 
 // UnpackLayer unpacks the stored blob into the layer directory of chainID,
 // checking that its uncompressed content hashes to diffID. A layer that
-// fails either check, or holds an unsafe entry, leaves nothing.
-func (s *Store) UnpackLayer(chainID, blobDigest, diffID string) error {
+// fails either check, holds an unsafe entry or goes over lim leaves
+// nothing.
+func (s *Store) UnpackLayer(chainID, blobDigest, diffID string, lim layer.Limits) error {
 	if s.HasLayer(chainID) {
 		return nil
 	}
@@ -265,8 +266,10 @@ func (s *Store) UnpackLayer(chainID, blobDigest, diffID string) error {
 		return err
 	}
 	h := sha256.New()
-	tee := io.TeeReader(tarStream, h)
-	stats, err := layer.Unpack(tee, tmp)
+	// The bound covers the whole uncompressed stream, read to its end for
+	// the diff ID: a small blob can decompress to anything.
+	tee := io.TeeReader(lim.Stream(tarStream), h)
+	stats, err := layer.Unpack(tee, tmp, lim)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", blobDigest, err)
 	}

@@ -58,11 +58,15 @@ type CNIConfig struct {
 type ImageConfig struct {
 	ProgressTimeout        Duration `toml:"progress_timeout" json:"progress_timeout" comment:"A pull that receives no byte for this long fails."`
 	MaxConcurrentDownloads int      `toml:"max_concurrent_downloads" json:"max_concurrent_downloads" comment:"Layers one pull fetches at once."`
+	// A registry or an image's author is not trusted: a small compressed
+	// layer can expand to fill the disk or the inode table.
+	MaxLayerBytes int64 `toml:"max_layer_bytes" json:"max_layer_bytes" comment:"Most bytes one layer may expand to (its uncompressed tar, and its files); a pull over it fails naming this key."`
+	MaxLayerFiles int64 `toml:"max_layer_files" json:"max_layer_files" comment:"Most files, directories and links one layer may create; a pull over it fails naming this key."`
 }
 
 // RegistryConfig is the [registry] table.
 type RegistryConfig struct {
-	ConfigPath string `toml:"config_path" json:"config_path" comment:"Directory of containerd-style hosts.toml files: <registry host>/hosts.toml, _default/hosts.toml."`
+	ConfigPath string `toml:"config_path" json:"config_path" comment:"Directory of containerd-style hosts.toml files: <registry host>/hosts.toml, _default/hosts.toml. Pull credentials go only to the registry they are for, and to a plain-HTTP host only if its table there says allow_credentials_over_http = true."`
 }
 
 // RuntimeConfig is the [runtime] table.
@@ -112,7 +116,10 @@ func defaultConfig() Config {
 			CreateTimeout:      Duration(4 * time.Minute),
 			StatsPeriod:        Duration(10 * time.Second),
 		},
-		Image:    ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3},
+		// Far above any real image (the largest public layers hold tens of
+		// GiB of CUDA or model files, and hundreds of thousands of files).
+		Image: ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3,
+			MaxLayerBytes: 64 << 30, MaxLayerFiles: 4_000_000},
 		Registry: RegistryConfig{ConfigPath: "/etc/husk/certs.d"},
 		CNI: CNIConfig{
 			ConfDir: "/etc/cni/net.d",
@@ -169,6 +176,9 @@ func (c *Config) validate() error {
 	}
 	if c.Image.ProgressTimeout <= 0 || c.Image.MaxConcurrentDownloads <= 0 {
 		return fmt.Errorf("image: progress_timeout and max_concurrent_downloads must be positive")
+	}
+	if c.Image.MaxLayerBytes <= 0 || c.Image.MaxLayerFiles <= 0 {
+		return fmt.Errorf("image: max_layer_bytes and max_layer_files must be positive")
 	}
 	if c.CNI.Bridge == "" || len(c.CNI.Bridge) > 15 {
 		return fmt.Errorf("cni.bridge: %q is not a valid interface name (1-15 bytes)", c.CNI.Bridge)

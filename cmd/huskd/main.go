@@ -123,6 +123,7 @@ func run(ctx context.Context, cfg Config) error {
 		HostsDir:               cfg.Registry.ConfigPath,
 		ProgressTimeout:        time.Duration(cfg.Image.ProgressTimeout),
 		MaxConcurrentDownloads: cfg.Image.MaxConcurrentDownloads,
+		Limits:                 layer.Limits{Bytes: cfg.Image.MaxLayerBytes, Files: cfg.Image.MaxLayerFiles},
 	})
 	if err != nil {
 		return fmt.Errorf("opening the image store: %w", err)

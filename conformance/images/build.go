@@ -38,6 +38,7 @@ type File struct {
 	HardLink string // hard link target (a name in the layer)
 	Type     byte   // tar type when not implied (e.g. tar.TypeChar)
 	Xattrs   map[string]string
+	PAX      map[string]string // more PAX records, as a tar writer may add
 }
 
 // Tar writes files as one tar stream, in the order given.
@@ -69,6 +70,12 @@ func Tar(files []File) []byte {
 				h.PAXRecords = map[string]string{}
 			}
 			h.PAXRecords["SCHILY.xattr."+k] = v
+		}
+		for k, v := range f.PAX {
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords[k] = v
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			panic(err)

@@ -10,9 +10,20 @@
 //	  ca = "/etc/husk/certs.d/registry.k8s.io/ca.crt"
 //	  [host."http://127.0.0.1:5000".header]
 //	    x-team = "infra"
+//	[host."http://10.0.0.7:5000"]
+//	  allow_credentials_over_http = true
 //
 // Hosts are tried in the order the file lists them, then the server. A
 // mirror serves the same repository paths as the registry it stands for.
+//
+// Credentials from a pull request go only to the host they are for (see
+// image.Auth), and never over plain HTTP unless that host's table says
+// allow_credentials_over_http = true. The key is husk's own: neither
+// containerd's hosts.toml nor CRI-O's registries.conf has one (containerd
+// sends credentials to any host they match, over HTTP too). It is allowed
+// only on an http:// host, or at the top level when the server is one, and
+// covers that host:port alone: a token realm or redirect on another host
+// over HTTP gets nothing.
 package hosts
 
 import (
@@ -21,13 +32,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // Capability is what a host may be asked for.
@@ -48,6 +62,12 @@ type Host struct {
 	CAs          []string    // PEM files
 	Clients      [][2]string // certificate and key files
 	Header       http.Header
+	// AllowCredentialsOverHTTP lets credentials travel to this http://
+	// host in the clear (allow_credentials_over_http).
+	AllowCredentialsOverHTTP bool
+	// Server marks the registry itself (the file's server, or the
+	// default), as opposed to a mirror.
+	Server bool
 }
 
 // Can says whether the host has every capability in c.
@@ -72,7 +92,7 @@ func DefaultServer(registry string) string {
 // still hold Docker-style certificates (*.crt, *.cert + *.key) for it.
 // An empty dir means no configuration.
 func Lookup(dir, registry string) ([]Host, error) {
-	def := Host{Scheme: "https", Host: DefaultServer(registry), Capabilities: Pull | Resolve | Push}
+	def := Host{Scheme: "https", Host: DefaultServer(registry), Capabilities: Pull | Resolve | Push, Server: true}
 	if dir == "" {
 		return []Host{def}, nil
 	}
@@ -110,15 +130,14 @@ type file struct {
 }
 
 type hostFields struct {
-	Capabilities []string       `toml:"capabilities"`
-	SkipVerify   *bool          `toml:"skip_verify"`
-	CA           any            `toml:"ca"`     // string or list
-	Client       any            `toml:"client"` // string, [cert, key], or a list of those
-	Header       map[string]any `toml:"header"` // string or list values
-	OverridePath bool           `toml:"override_path"`
+	Capabilities             []string       `toml:"capabilities"`
+	AllowCredentialsOverHTTP *bool          `toml:"allow_credentials_over_http"`
+	SkipVerify               *bool          `toml:"skip_verify"`
+	CA                       any            `toml:"ca"`     // string or list
+	Client                   any            `toml:"client"` // string, [cert, key], or a list of those
+	Header                   map[string]any `toml:"header"` // string or list values
+	OverridePath             bool           `toml:"override_path"`
 }
-
-var hostTable = regexp.MustCompile(`(?m)^\s*\[\s*host\s*\.\s*"([^"]+)"\s*\]`)
 
 func parse(b []byte, baseDir string, def Host) ([]Host, error) {
 	var f file
@@ -131,15 +150,22 @@ func parse(b []byte, baseDir string, def Host) ([]Host, error) {
 		}
 		return nil, err
 	}
+	order, err := hostOrder(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(order) != len(f.Host) {
+		// hostOrder and the decoder disagree: better no answer than a
+		// mirror silently dropped or tried out of order.
+		return nil, fmt.Errorf("could not tell the order of the host tables (found %d of %d)", len(order), len(f.Host))
+	}
 	var out []Host
-	seen := map[string]bool{}
-	for _, m := range hostTable.FindAllStringSubmatch(string(b), -1) {
-		name := m[1]
-		if seen[name] {
-			continue
+	for _, name := range order {
+		hf, ok := f.Host[name]
+		if !ok {
+			return nil, fmt.Errorf("could not tell the order of the host tables (%q)", name)
 		}
-		seen[name] = true
-		h, err := makeHost(name, f.Host[name], baseDir)
+		h, err := makeHost(name, hf, baseDir)
 		if err != nil {
 			return nil, fmt.Errorf("host %q: %w", name, err)
 		}
@@ -147,14 +173,73 @@ func parse(b []byte, baseDir string, def Host) ([]Host, error) {
 	}
 	server := def
 	if f.Server != "" {
-		var err error
 		if server, err = makeHost(f.Server, f.hostFields, baseDir); err != nil {
 			return nil, fmt.Errorf("server %q: %w", f.Server, err)
 		}
+		server.Server = true
 	} else if err := applyFields(&server, f.hostFields, baseDir); err != nil {
 		return nil, err
 	}
 	return append(out, server), nil
+}
+
+// hostOrder returns the names of the [host."..."] tables in the order the
+// file first mentions them, whichever TOML form names them (a table
+// header, dotted keys, an inline table): the decoder's map loses it, and
+// the order is the order hosts are tried in.
+func hostOrder(b []byte) ([]string, error) {
+	var p unstable.Parser
+	p.Reset(b)
+	var order []string
+	seen := map[string]bool{}
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			order = append(order, name)
+		}
+	}
+	keyOf := func(it unstable.Iterator) []string {
+		var k []string
+		for it.Next() {
+			k = append(k, string(it.Node().Data))
+		}
+		return k
+	}
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyOf(e.Key())
+			if len(table) >= 2 && table[0] == "host" {
+				add(table[1])
+			}
+		case unstable.KeyValue:
+			key := append(append([]string(nil), table...), keyOf(e.Key())...)
+			if len(key) == 0 || key[0] != "host" {
+				continue
+			}
+			if len(key) >= 2 {
+				add(key[1])
+				continue
+			}
+			// host = { "http://..." = { ... }, ... }
+			if v := e.Value(); v.Kind == unstable.InlineTable {
+				it := v.Children()
+				for it.Next() {
+					if kv := it.Node(); kv.Kind == unstable.KeyValue {
+						if k := keyOf(kv.Key()); len(k) > 0 {
+							add(k[0])
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := p.Error(); err != nil {
+		return nil, err
+	}
+	return order, nil
 }
 
 func makeHost(raw string, hf hostFields, baseDir string) (Host, error) {
@@ -168,6 +253,12 @@ func makeHost(raw string, hf hostFields, baseDir string) (Host, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return Host{}, fmt.Errorf("scheme %q: want http or https", u.Scheme)
 	}
+	if err := checkHostPort(u.Host); err != nil {
+		return Host{}, err
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return Host{}, errors.New("want scheme://host[:port] with no user, query or fragment")
+	}
 	if p := strings.TrimSuffix(u.Path, "/"); p != "" && p != "/v2" {
 		return Host{}, fmt.Errorf("path %q: husk serves mirrors at the registry root (/v2) only", u.Path)
 	}
@@ -175,7 +266,38 @@ func makeHost(raw string, hf hostFields, baseDir string) (Host, error) {
 	return h, applyFields(&h, hf, baseDir)
 }
 
+// checkHostPort accepts what a registry address may be: a DNS name or an
+// IP literal ([...] for IPv6), with an optional port.
+func checkHostPort(hp string) error {
+	host, port := hp, ""
+	if i := strings.LastIndexByte(hp, ':'); i >= 0 && !strings.HasSuffix(hp, "]") {
+		host, port = hp[:i], hp[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '0' {
+			return fmt.Errorf("host %q: port %q is not a TCP port", hp, port)
+		}
+	}
+	if v6, ok := strings.CutPrefix(host, "["); ok {
+		addr, err := netip.ParseAddr(strings.TrimSuffix(v6, "]"))
+		if err != nil || !strings.HasSuffix(v6, "]") || !addr.Is6() {
+			return fmt.Errorf("host %q: not an IPv6 address in brackets", hp)
+		}
+		return nil
+	}
+	if !hostName.MatchString(host) {
+		return fmt.Errorf("host %q: want a DNS name or an IP address", hp)
+	}
+	return nil
+}
+
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
 func applyFields(h *Host, hf hostFields, baseDir string) error {
+	if hf.AllowCredentialsOverHTTP != nil && *hf.AllowCredentialsOverHTTP {
+		if h.Scheme != "http" {
+			return fmt.Errorf("allow_credentials_over_http: %s is not an http:// host", h)
+		}
+		h.AllowCredentialsOverHTTP = true
+	}
 	if hf.OverridePath {
 		return errors.New("override_path is not supported")
 	}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +34,65 @@ const OpaqueXattr = "trusted.overlay.opaque"
 // layer directory.
 var ErrUnsafe = errors.New("unsafe layer entry")
 
+// ErrLimit is wrapped by the errors of layers that exceed their Limits.
+var ErrLimit = errors.New("layer exceeds a limit")
+
+// maxPath bounds an entry's name, as the kernel's PATH_MAX bounds every
+// path a program can open: what lies deeper is unreachable anyway, and the
+// bound keeps the unpacker's list of open directories small.
+const maxPath = 4096
+
+// Limits cap what one layer may unpack to, so that a small compressed
+// layer cannot fill the node's disk or inode table. Zero means no cap.
+// Their names in errors are huskd's [image] configuration keys.
+type Limits struct {
+	// Bytes caps the uncompressed tar stream (see Stream) and the bytes of
+	// its files (a sparse file can write more than the stream holds).
+	Bytes int64
+	// Files caps the entries created: files, directories (those the
+	// layer only implies too), links, devices and whiteouts.
+	Files int64
+}
+
+func (l Limits) bytesError() error {
+	return fmt.Errorf("%w: it expands to more than %d bytes ([image] max_layer_bytes)", ErrLimit, l.Bytes)
+}
+
+func (l Limits) filesError() error {
+	return fmt.Errorf("%w: it holds more than %d files ([image] max_layer_files)", ErrLimit, l.Files)
+}
+
+// Stream returns r, failing with ErrLimit once more than l.Bytes were
+// read: the bound on an uncompressed layer stream, whatever part of it
+// (tar headers, padding, data after the end) the bytes are in.
+func (l Limits) Stream(r io.Reader) io.Reader {
+	if l.Bytes <= 0 {
+		return r
+	}
+	return &streamLimit{r: r, left: l.Bytes, lim: l}
+}
+
+type streamLimit struct {
+	r    io.Reader
+	left int64
+	lim  Limits
+}
+
+func (s *streamLimit) Read(p []byte) (int, error) {
+	if s.left < 0 {
+		return 0, s.lim.bytesError()
+	}
+	if int64(len(p)) > s.left+1 {
+		p = p[:s.left+1]
+	}
+	n, err := s.r.Read(p)
+	s.left -= int64(n)
+	if s.left < 0 {
+		return n + int(s.left), s.lim.bytesError()
+	}
+	return n, err
+}
+
 // Stats says what an unpacked layer holds.
 type Stats struct {
 	Bytes  int64 // file content bytes
@@ -51,14 +111,25 @@ type Stats struct {
 // An entry whose name is absolute or climbs with "..", a hard link whose
 // target does, and any write through a symlink that leads out of dir fail
 // the whole layer with ErrUnsafe: nothing lands outside dir (dir is opened
-// as an os.Root, which refuses such paths). On error the caller removes dir.
-func Unpack(r io.Reader, dir string) (Stats, error) {
+// as an os.Root, which refuses such paths). A layer over lim fails with
+// ErrLimit as soon as it is. On error the caller removes dir.
+//
+// Memory does not grow with the layer: a directory's times are set when
+// the stream leaves it (tars list a directory's contents after it), so
+// only the directories around the current entry are remembered; an entry
+// that comes back to a directory already left keeps that directory's
+// times.
+func Unpack(r io.Reader, dir string, lim Limits) (Stats, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer root.Close()
-	u := &unpacker{root: root}
+	u := &unpacker{root: root, lim: lim}
+	return u.run(r)
+}
+
+func (u *unpacker) run(r io.Reader) (Stats, error) {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -72,30 +143,68 @@ func Unpack(r io.Reader, dir string) (Stats, error) {
 			return u.stats, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
 		}
 	}
-	// Directory times last: creating their children changed them.
-	for i := len(u.dirs) - 1; i >= 0; i-- {
-		if err := u.times(u.dirs[i].name, u.dirs[i].hdr); err != nil {
-			return u.stats, err
-		}
-	}
-	return u.stats, nil
+	return u.stats, u.leave("")
 }
 
 type unpacker struct {
 	root  *os.Root
+	lim   Limits
 	stats Stats
-	dirs  []dirTimes
-	buf   []byte
+	// entries counts what the layer created, for lim.Files.
+	entries int64
+	// open holds the directories the stream is inside, outermost first,
+	// each an ancestor of the next, with the times to give them when the
+	// stream leaves them.
+	open []dirTimes
+	buf  []byte
 }
 
 type dirTimes struct {
-	name string
-	hdr  *tar.Header
+	name         string // "." for the layer root
+	atime, mtime time.Time
+}
+
+// leave sets the times of the open directories that are not ancestors of
+// name, innermost first, and forgets them; leave("") leaves them all.
+func (u *unpacker) leave(name string) error {
+	for len(u.open) > 0 {
+		d := u.open[len(u.open)-1]
+		if name != "" && (d.name == "." || strings.HasPrefix(name, d.name+"/")) {
+			return nil
+		}
+		u.open = u.open[:len(u.open)-1]
+		if err := u.setTimes(d.name, d.atime, d.mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isOpen says whether dir is one of the open directories.
+func (u *unpacker) isOpen(dir string) bool {
+	for _, d := range u.open {
+		if d.name == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// count records n more entries created, failing past lim.Files.
+func (u *unpacker) count(n int64) error {
+	u.entries += n
+	if u.lim.Files > 0 && u.entries > u.lim.Files {
+		return u.lim.filesError()
+	}
+	return nil
 }
 
 // cleanName turns a tar name into a path relative to the layer root, or
 // refuses it.
 func cleanName(name string) (string, error) {
+	if len(name) > maxPath {
+		return "", fmt.Errorf("%w: path longer than %d bytes", ErrUnsafe, maxPath)
+	}
 	if path.IsAbs(name) {
 		return "", fmt.Errorf("%w: absolute path", ErrUnsafe)
 	}
@@ -119,25 +228,101 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	if name == "" {
 		// The layer's root directory itself: only its metadata.
 		if hdr.Typeflag == tar.TypeDir {
+			if err := u.leave("."); err != nil {
+				return err
+			}
 			if err := u.meta(".", hdr); err != nil {
 				return err
 			}
-			u.dirs = append(u.dirs, dirTimes{".", hdr})
+			u.open = append(u.open[:0], dirTimes{".", hdr.AccessTime, hdr.ModTime})
 		}
 		return nil
+	}
+	if err := u.leave(name); err != nil {
+		return err
 	}
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" {
 		dir = "."
 	}
-	if dir != "." {
+	if len(u.open) > 0 && u.open[len(u.open)-1].name == dir {
+		return u.apply(name, dir, base, hdr, r)
+	}
+	// The entry is not in the directory the stream is in: its parent was
+	// left already, or is implied. Creating it changes the times of the
+	// nearest directory that exists, so keep them unless the directory is
+	// open (its times are set when the stream leaves it).
+	keep, missing, err := u.nearestExisting(dir)
+	if err != nil {
+		return err
+	}
+	if err := u.count(missing); err != nil {
+		return err
+	}
+	u.stats.Inodes += missing
+	var st *syscall.Stat_t
+	if !u.isOpen(keep) {
+		if fi, err := u.root.Lstat(keep); err == nil {
+			st, _ = fi.Sys().(*syscall.Stat_t)
+		}
+	}
+	if dir != "." && missing > 0 {
 		// Parents missing from the tar are created like Docker does.
 		if err := u.root.MkdirAll(dir, 0o755); err != nil {
 			return unsafeOr(err)
 		}
 	}
+	if err := u.apply(name, dir, base, hdr, r); err != nil {
+		return err
+	}
+	if st != nil {
+		return u.setTimes(keep, time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix()))
+	}
+	return nil
+}
 
+// creates says whether an entry makes a directory entry on disk: anything
+// but an opaque marker, aufs metadata and tar's own metadata entries.
+func creates(base string, typ byte) bool {
+	switch {
+	case base == whiteoutOpaque, strings.HasPrefix(base, whiteoutMeta):
+		return false
+	case strings.HasPrefix(base, whiteoutPrefix):
+		return true
+	}
+	switch typ {
+	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return true
+	}
+	return false
+}
+
+// nearestExisting returns dir or its nearest ancestor that exists, and
+// how many directories are missing below it.
+func (u *unpacker) nearestExisting(dir string) (string, int64, error) {
+	var missing int64
+	for dir != "." {
+		_, err := u.root.Lstat(dir)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", 0, unsafeOr(err)
+		}
+		missing++
+		dir = path.Dir(dir)
+	}
+	return dir, missing, nil
+}
+
+// apply creates the entry name (in dir, named base) that hdr describes.
+func (u *unpacker) apply(name, dir, base string, hdr *tar.Header, r io.Reader) error {
+	if creates(base, hdr.Typeflag) {
+		if err := u.count(1); err != nil {
+			return err
+		}
+	}
 	switch {
 	case base == whiteoutOpaque:
 		return u.withDir(dir, func(fd int) error {
@@ -168,10 +353,13 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		if err := u.root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return unsafeOr(err)
 		}
-		u.dirs = append(u.dirs, dirTimes{name, hdr})
+		u.open = append(u.open, dirTimes{name, hdr.AccessTime, hdr.ModTime})
 	case tar.TypeReg, tar.TypeRegA:
 		if err := u.replace(name, false); err != nil {
 			return err
+		}
+		if u.lim.Bytes > 0 && hdr.Size > u.lim.Bytes-u.stats.Bytes {
+			return u.lim.bytesError()
 		}
 		f, err := u.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -281,13 +469,19 @@ func (u *unpacker) meta(name string, hdr *tar.Header) error {
 	return nil
 }
 
-// times sets access and modification times without following a symlink.
+// times sets the access and modification times hdr gives, without
+// following a symlink.
 func (u *unpacker) times(name string, hdr *tar.Header) error {
-	at := hdr.AccessTime
+	return u.setTimes(name, hdr.AccessTime, hdr.ModTime)
+}
+
+// setTimes sets access (zero: the modification time) and modification
+// times, without following a symlink.
+func (u *unpacker) setTimes(name string, at, mt time.Time) error {
 	if at.IsZero() {
-		at = hdr.ModTime
+		at = mt
 	}
-	ts := []unix.Timespec{toTimespec(at), toTimespec(hdr.ModTime)}
+	ts := []unix.Timespec{toTimespec(at), toTimespec(mt)}
 	return u.atParent(name, func(p string) error {
 		return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
@@ -301,8 +495,14 @@ func toTimespec(t time.Time) unix.Timespec {
 }
 
 // withDir runs fn on a descriptor of directory dir, opened inside the root.
+// O_DIRECTORY makes the kernel refuse anything else before opening it: the
+// layer may have put a FIFO there (open would block forever) or a device
+// node (open would run its driver in huskd).
 func (u *unpacker) withDir(dir string, fn func(fd int) error) error {
-	f, err := u.root.Open(dir)
+	f, err := u.root.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("%w: %q is not a directory", ErrUnsafe, dir)
+	}
 	if err != nil {
 		return unsafeOr(err)
 	}

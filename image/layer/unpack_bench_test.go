@@ -32,7 +32,7 @@ func BenchmarkUnpack(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		dir := filepath.Join(b.TempDir(), "l")
 		_ = os.Mkdir(dir, 0o755)
-		if _, err := Unpack(bytes.NewReader(data), dir); err != nil {
+		if _, err := Unpack(bytes.NewReader(data), dir, Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,10 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -75,7 +79,7 @@ func unpackInto(t *testing.T, r *bytes.Reader) (string, Stats, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := Unpack(r, dir)
+	st, err := Unpack(r, dir, Limits{})
 	return dir, st, err
 }
 
@@ -132,7 +136,8 @@ func TestUnpackKeepsMetadata(t *testing.T) {
 			t.Errorf("%s mtime %v, want %v", name, fi.ModTime(), mtime)
 		}
 	}
-	if st.Bytes != int64(len("root:x:0:0::/root:/bin/sh\n")+len("elf")+len("hi")+len("bb")) || st.Inodes != 9 {
+	// 9 entries and 5 directories they imply (bin, home, home/user, dev, run).
+	if st.Bytes != int64(len("root:x:0:0::/root:/bin/sh\n")+len("elf")+len("hi")+len("bb")) || st.Inodes != 14 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -211,7 +216,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(parent, "outside"), []byte("keep"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Unpack(tarOf(t, c.entries...), dir)
+			_, err := Unpack(tarOf(t, c.entries...), dir, Limits{})
 			if !errors.Is(err, ErrUnsafe) {
 				t.Errorf("Unpack = %v, want ErrUnsafe", err)
 			}
@@ -242,7 +247,7 @@ func TestOverlayMergesLayers(t *testing.T) {
 	mk := func(name string, entries ...entry) string {
 		d := filepath.Join(base, name)
 		_ = os.Mkdir(d, 0o755)
-		if _, err := Unpack(tarOf(t, entries...), d); err != nil {
+		if _, err := Unpack(tarOf(t, entries...), d, Limits{}); err != nil {
 			t.Fatal(err)
 		}
 		return d
@@ -314,4 +319,201 @@ func TestOverlayMergesLayers(t *testing.T) {
 			t.Errorf("write to a read-only layer mount: %v, want EROFS", err)
 		}
 	})
+}
+
+// A layer over its limits fails with ErrLimit, and an error naming the
+// configuration key, as soon as it is over.
+func TestUnpackLimits(t *testing.T) {
+	needRoot(t)
+	many := func(n int) []entry {
+		var es []entry
+		for i := 0; i < n; i++ {
+			es = append(es, entry{name: fmt.Sprintf("f%d", i), body: "x"})
+		}
+		return es
+	}
+	cases := []struct {
+		name    string
+		lim     Limits
+		entries []entry
+		err     string // "" for success
+	}{
+		{"bytes within", Limits{Bytes: 10}, []entry{{name: "a", body: "12345"}, {name: "b", body: "12345"}}, ""},
+		{"bytes over", Limits{Bytes: 9}, []entry{{name: "a", body: "12345"}, {name: "b", body: "12345"}}, "more than 9 bytes ([image] max_layer_bytes)"},
+		{"files within", Limits{Files: 5}, many(5), ""},
+		{"files over", Limits{Files: 5}, many(6), "more than 5 files ([image] max_layer_files)"},
+		{"directories count", Limits{Files: 2}, []entry{{name: "a/", typ: tar.TypeDir}, {name: "b/", typ: tar.TypeDir}, {name: "c/", typ: tar.TypeDir}}, "max_layer_files"},
+		{"implied directories count", Limits{Files: 3}, []entry{{name: "a/b/c/d", body: "x"}}, "max_layer_files"},
+		{"hard links and whiteouts count", Limits{Files: 2}, []entry{{name: "a", body: "x"}, {name: "b", typ: tar.TypeLink, link: "a"}, {name: ".wh.c"}}, "max_layer_files"},
+		{"opaque markers do not", Limits{Files: 2}, []entry{{name: "d/", typ: tar.TypeDir}, {name: "d/.wh..wh..opq"}, {name: "d/f", body: "x"}}, ""},
+		{"no limits", Limits{}, many(50), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "layer")
+			_ = os.Mkdir(dir, 0o755)
+			_, err := Unpack(tarOf(t, c.entries...), dir, c.lim)
+			if c.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("Unpack = %v, want ErrLimit saying %q", err, c.err)
+			}
+		})
+	}
+
+	// The stream bound covers what no file holds: headers, padding, data
+	// after the end of the archive.
+	tr := tarOf(t, entry{name: "a", body: "x"})
+	stream := make([]byte, tr.Len(), tr.Len()+4096)
+	_, _ = tr.Read(stream)
+	stream = append(stream, make([]byte, 4096)...)
+	n, err := io.Copy(io.Discard, Limits{Bytes: int64(len(stream) - 1)}.Stream(bytes.NewReader(stream)))
+	if !errors.Is(err, ErrLimit) || n != int64(len(stream)-1) {
+		t.Errorf("Stream over the limit: %d bytes, %v", n, err)
+	}
+	if n, err := io.Copy(io.Discard, Limits{Bytes: int64(len(stream))}.Stream(bytes.NewReader(stream))); err != nil || n != int64(len(stream)) {
+		t.Errorf("Stream at the limit: %d bytes, %v", n, err)
+	}
+}
+
+// Directories get their own times, whichever order the tar lists things
+// in: when the stream leaves a directory, and again when a later entry
+// comes back into it or into a directory it implies.
+func TestUnpackDirectoryTimes(t *testing.T) {
+	needRoot(t)
+	t1, t2, t3 := time.Unix(1_100_000_000, 0), time.Unix(1_200_000_000, 0), time.Unix(1_300_000_000, 0)
+	dir, _, err := unpackInto(t, tarOf(t,
+		entry{name: "./", typ: tar.TypeDir, mode: 0o755, mtime: t3},
+		entry{name: "a/", typ: tar.TypeDir, mode: 0o755, mtime: t1},
+		entry{name: "a/sub/", typ: tar.TypeDir, mode: 0o755, mtime: t2},
+		entry{name: "a/sub/f", body: "1"},
+		entry{name: "a/g", body: "1"},
+		entry{name: "b/", typ: tar.TypeDir, mode: 0o755, mtime: t2},
+		entry{name: "b/f", body: "1"},
+		entry{name: "a/late", body: "1"},           // back into a left directory
+		entry{name: "b/implied/deep/f", body: "1"}, // directories b only implies
+		entry{name: "c/d/f", body: "1"},            // implied by the root
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]time.Time{".": t3, "a": t1, "a/sub": t2, "b": t2} {
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil || !fi.ModTime().Equal(want) {
+			t.Errorf("%s: mtime %v, %v; want %v", name, fi.ModTime(), err, want)
+		}
+	}
+}
+
+// The unpacker's memory does not grow with the number of directories: it
+// remembers the directories around the current entry, not every header
+// (a header carries its PAX records, up to 1 MiB each).
+func TestUnpackMemoryDoesNotGrowWithDirectories(t *testing.T) {
+	needRoot(t)
+	const dirs, pad = 2000, 64 << 10 // 125 MiB of headers
+	pr, pw := io.Pipe()
+	var dirBytes atomic.Int64
+	go func() {
+		cw := &countingWriter{w: pw}
+		tw := tar.NewWriter(cw)
+		padding := strings.Repeat("p", pad)
+		for i := 0; i < dirs; i++ {
+			h := &tar.Header{Name: fmt.Sprintf("d%04d/", i), Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1, 0),
+				Format: tar.FormatPAX, PAXRecords: map[string]string{"husk.padding": padding}}
+			if err := tw.WriteHeader(h); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		dirBytes.Store(cw.n)
+		// A last file: the unpacker reads its header only once it is done
+		// with every directory.
+		_ = tw.WriteHeader(&tar.Header{Name: "last", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1, ModTime: time.Unix(1, 0)})
+		_, _ = tw.Write([]byte("x"))
+		pw.CloseWithError(tw.Close())
+	}()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := &afterBytes{r: pr, at: &dirBytes, fn: func() { runtime.GC(); runtime.ReadMemStats(&after) }}
+	dir := filepath.Join(t.TempDir(), "layer")
+	_ = os.Mkdir(dir, 0o755)
+	if _, err := Unpack(r, dir, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if !r.done {
+		t.Fatal("the unpacker never read the last entry")
+	}
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap after %d directories with %d KiB of PAX records each: %+d KiB", dirs, pad>>10, grew>>10)
+	if grew > 16<<20 {
+		t.Errorf("the heap grew by %d MiB over a layer of %d directories: their headers are kept", grew>>20, dirs)
+	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// afterBytes calls fn once, before the read that goes past the first
+// *at bytes.
+type afterBytes struct {
+	r    io.Reader
+	at   *atomic.Int64
+	n    int64
+	fn   func()
+	done bool
+}
+
+func (a *afterBytes) Read(p []byte) (int, error) {
+	if at := a.at.Load(); !a.done && at > 0 && a.n >= at {
+		a.done = true
+		a.fn()
+	}
+	n, err := a.r.Read(p)
+	a.n += int64(n)
+	return n, err
+}
+
+// An entry under a FIFO or a device node the layer made fails the layer
+// without opening it: opening a FIFO blocks until a writer comes (never),
+// opening a device runs its driver in huskd.
+func TestUnpackNeverOpensFIFOsOrDevices(t *testing.T) {
+	needRoot(t)
+	for _, c := range []struct {
+		name    string
+		entries []entry
+	}{
+		{"opaque marker in a FIFO", []entry{{name: "p", typ: tar.TypeFifo}, {name: "p/.wh..wh..opq"}}},
+		{"whiteout in a FIFO", []entry{{name: "p", typ: tar.TypeFifo}, {name: "p/.wh.x"}}},
+		{"device in a FIFO", []entry{{name: "p", typ: tar.TypeFifo}, {name: "p/null", typ: tar.TypeChar, major: 1}}},
+		{"whiteout in a device", []entry{{name: "d", typ: tar.TypeChar, major: 1, mode: 0o666}, {name: "d/.wh.x"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := unpackInto(t, tarOf(t, c.entries...))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not a directory") {
+					t.Errorf("Unpack = %v, want a refusal: not a directory", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Unpack is stuck opening what the layer made")
+			}
+		})
+	}
 }
