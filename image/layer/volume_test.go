@@ -186,7 +186,7 @@ func TestMountVolume(t *testing.T) {
 		if i == 1 {
 			part = entries[:4]
 		}
-		if _, err := Unpack(tarOf(t, part...), l); err != nil {
+		if _, err := Unpack(tarOf(t, part...), l, Limits{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -194,7 +194,7 @@ func TestMountVolume(t *testing.T) {
 	if err := os.Mkdir(l3, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Unpack(tarOf(t, entries[4:]...), l3); err != nil {
+	if _, err := Unpack(tarOf(t, entries[4:]...), l3, Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	for name, layers := range map[string][]string{"one layer": {l1}, "overlay": {l2, l3}} {
@@ -271,7 +271,7 @@ func BenchmarkMountVolume(b *testing.B) {
 		if err := os.Mkdir(l, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Unpack(tarOf(b, files...), l); err != nil {
+		if _, err := Unpack(tarOf(b, files...), l, Limits{}); err != nil {
 			b.Fatal(err)
 		}
 		layers = append(layers, l)
