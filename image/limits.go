@@ -109,12 +109,12 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // asLimitError gives errors of husk's limits the kind they are reported
-// with: the image does not meet the node's limits, a condition of the
-// node, not a malformed request.
+// with: the image is larger than this node takes, and pulling it again
+// will not change that.
 func asLimitError(err error) (error, bool) {
 	var tl errTooLarge
 	if errors.As(err, &tl) || errors.Is(err, layer.ErrLimit) {
-		return errdefs.FailedPrecondition("%v", err), true
+		return errdefs.ResourceExhausted("%v", err), true
 	}
 	return err, false
 }

@@ -58,7 +58,7 @@ func TestLimitTransport(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("err = %v, want one saying %q", err, c.err)
 			}
-			if lerr, ok := asLimitError(err); !ok || !errors.Is(lerr, errdefs.ErrFailedPrecondition) {
+			if lerr, ok := asLimitError(err); !ok || !errors.Is(lerr, errdefs.ErrResourceExhausted) {
 				t.Errorf("not a limit error: %v", lerr)
 			}
 		})

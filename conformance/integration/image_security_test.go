@@ -316,8 +316,8 @@ func TestPullRefusesOversizedContent(t *testing.T) {
 			grew := peakGrowth(t, h, func() { err = pullWith(h, ref, nil) })
 			took := time.Since(start)
 			t.Logf("pull: %v; took %s, peak RSS +%d MiB, %d MiB sent", err, took.Round(time.Millisecond), grew, sent.Load()>>20)
-			if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), c.says) {
-				t.Errorf("pull: %v, want FailedPrecondition saying %q", err, c.says)
+			if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("pull: %v, want ResourceExhausted saying %q", err, c.says)
 			}
 			if grew > 32 {
 				t.Errorf("huskd's peak memory grew by %d MiB", grew)

@@ -26,6 +26,9 @@ var (
 	// ErrDeadline is a deadline of husk's own (a stalled pull), as opposed
 	// to the caller's context.DeadlineExceeded.
 	ErrDeadline = errors.New("deadline exceeded")
+	// ErrResourceExhausted is content over one of the node's limits (an
+	// image larger than the store takes): retrying the same will not help.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // InvalidArgument returns an ErrInvalidArgument whose message names what was
@@ -47,6 +50,12 @@ func AlreadyExists(format string, args ...any) error {
 // FailedPrecondition returns an ErrFailedPrecondition error with the given message.
 func FailedPrecondition(format string, args ...any) error {
 	return &kindError{kind: ErrFailedPrecondition, msg: fmt.Sprintf(format, args...)}
+}
+
+// ResourceExhausted returns an ErrResourceExhausted error with the given
+// message, which should name the limit.
+func ResourceExhausted(format string, args ...any) error {
+	return &kindError{kind: ErrResourceExhausted, msg: fmt.Sprintf(format, args...)}
 }
 
 // Unavailable returns an ErrUnavailable error with the given message.
@@ -92,6 +101,8 @@ func Code(err error) codes.Code {
 		return codes.PermissionDenied
 	case errors.Is(err, ErrDeadline):
 		return codes.DeadlineExceeded
+	case errors.Is(err, ErrResourceExhausted):
+		return codes.ResourceExhausted
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

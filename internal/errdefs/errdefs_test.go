@@ -28,6 +28,8 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("x: %w", ErrUnauthenticated), codes.Unauthenticated},
 		{fmt.Errorf("x: %w", ErrPermissionDenied), codes.PermissionDenied},
 		{fmt.Errorf("x: %w", ErrDeadline), codes.DeadlineExceeded},
+		{fmt.Errorf("x: %w", ErrResourceExhausted), codes.ResourceExhausted},
+		{ResourceExhausted("layer over max_layer_bytes"), codes.ResourceExhausted},
 		{errors.New("x"), codes.Unknown},
 	}
 	for _, c := range cases {
