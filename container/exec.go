@@ -202,13 +202,13 @@ func (m *Manager) execTTY(ctx context.Context, c *Container, req shimapi.IOReque
 		return fmt.Errorf("exec in container %s: receiving its terminal: %w", c.ID, err)
 	}
 	defer master.Close()
-	go func() {
-		for sz := range resize {
-			if err := setWinsize(master, sz); err != nil {
-				klog.V(2).InfoS("Resizing an exec terminal", "containerID", c.ID, "err", err)
-			}
+	ended := make(chan struct{})
+	defer close(ended)
+	go forwardResizes(resize, ended, func(sz TerminalSize) {
+		if err := setWinsize(master, sz); err != nil {
+			klog.V(2).InfoS("Resizing an exec terminal", "containerID", c.ID, "err", err)
 		}
-	}()
+	})
 	if in != nil {
 		go func() { _, _ = io.Copy(master, in) }()
 	}
@@ -261,6 +261,23 @@ func waitOrKill(ctx context.Context, sess *shimapi.IOSession) error {
 	case <-time.After(killWait):
 	}
 	return ctx.Err()
+}
+
+// forwardResizes applies the client's resizes until they end or the
+// session does (a nil channel, which a session without a terminal may get,
+// never ends by itself).
+func forwardResizes(resize <-chan TerminalSize, ended <-chan struct{}, apply func(TerminalSize)) {
+	for {
+		select {
+		case sz, ok := <-resize:
+			if !ok {
+				return
+			}
+			apply(sz)
+		case <-ended:
+			return
+		}
+	}
 }
 
 // ExitError is a process's non-zero exit; the streaming server reports its
@@ -348,17 +365,31 @@ func (m *Manager) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		return fmt.Errorf("attach to container %s: %w", c.ID, err)
 	}
 	defer sess.Close()
-	go func() {
-		for sz := range resize {
-			_ = sess.Resize(sz.Width, sz.Height)
+	ended := make(chan struct{})
+	defer close(ended)
+	go forwardResizes(resize, ended, func(sz TerminalSize) { _ = sess.Resize(sz.Width, sz.Height) })
+	// The streaming library does not cancel ctx when a client hangs up
+	// (the connection is hijacked): a stream of the caller's ending is
+	// how a hang-up shows. As containerd does, the session ends with the
+	// caller's stdin, except for stdin_once without a terminal, where
+	// the container's stdin ends with it and its output goes on.
+	hungUp := make(chan struct{})
+	var hangUp sync.Once
+	streamEnded := func(keep bool) {
+		if !keep {
+			hangUp.Do(func() { close(hungUp) })
 		}
-	}()
-	p.copy(in)
+	}
+	stdinOnce := c.Config.GetStdinOnce() && !tty
+	p.copyThen(in, func(err error) { streamEnded(err == nil && stdinOnce) }, func(err error) { streamEnded(err == nil) })
 	select {
 	case <-sess.Done():
 		// The shim closed its ends after the last output.
 		p.wg.Wait()
 	case <-ctx.Done():
+		sess.Close()
+		p.drain()
+	case <-hungUp:
 		sess.Close()
 		p.drain()
 	}
@@ -420,18 +451,29 @@ func (p *stdioPipes) sent() {
 
 // copy starts copying the caller's input in (ending the process's stdin
 // when it ends) and the process's output out.
-func (p *stdioPipes) copy(in io.Reader) {
+func (p *stdioPipes) copy(in io.Reader) { p.copyThen(in, nil, nil) }
+
+// copyThen is copy, calling inEnded when the input's copy ends and
+// outEnded when an output's does (with nil at the end of the input or of
+// the process's output, or the error that stopped it).
+func (p *stdioPipes) copyThen(in io.Reader, inEnded, outEnded func(error)) {
 	if p.stdin != nil {
 		go func() {
-			_, _ = io.Copy(p.stdin, in)
+			_, err := io.Copy(p.stdin, in)
 			p.stdin.Close()
+			if inEnded != nil {
+				inEnded(err)
+			}
 		}()
 	}
 	for i, r := range p.readers {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			_, _ = io.Copy(p.writers[i], r)
+			_, err := io.Copy(p.writers[i], r)
+			if outEnded != nil {
+				outEnded(err)
+			}
 		}()
 	}
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Builds kubelet into .tools/bin/kubelet for the kubelet conformance test
-# (conformance/kubelet). Safe to run again: it does nothing when the pinned
-# version is already there.
+# Builds kubelet for the kubelet conformance test (conformance/kubelet) into
+# /var/cache/husk/kubelet-VERSION, outside the clone so that a fresh clone
+# (CI's) does not build it again, and links it as .tools/bin/kubelet. Safe to
+# run again: it does nothing when the pinned version is already there.
 #
 # `go install k8s.io/kubernetes/cmd/kubelet@VERSION` is refused because
 # kubernetes' go.mod replaces its staging modules (k8s.io/api, client-go, ...)
@@ -17,14 +18,22 @@ export PATH="$PATH:/usr/local/go/bin"
 KUBE_VERSION=v1.37.2
 STAGING_VERSION=v0$(echo "$KUBE_VERSION" | sed 's/^v1//') # v1.37.2 -> v0.37.2
 TOOLS=${TOOLS:-$PWD/.tools}
-SRC="$TOOLS/src/kubelet-build"
+# The cache is keyed by the version, the only input besides the module
+# proxy's (checksummed) content.
+CACHE=${HUSK_CACHE:-/var/cache/husk}/kubelet-$KUBE_VERSION
+SRC="$CACHE/src"
 
-if [ "$(cat "$TOOLS/bin/.kubelet.version" 2>/dev/null)" = "$KUBE_VERSION" ] && [ -x "$TOOLS/bin/kubelet" ]; then
+link() {
+	mkdir -p "$TOOLS/bin"
+	ln -sfn "$CACHE/kubelet" "$TOOLS/bin/kubelet"
+}
+if [ -x "$CACHE/kubelet" ]; then
+	link
 	exit 0
 fi
 
-echo "kubelet.sh: building kubelet $KUBE_VERSION into $TOOLS/bin (from the Go module proxy)"
-mkdir -p "$SRC" "$TOOLS/bin"
+echo "kubelet.sh: building kubelet $KUBE_VERSION into $CACHE (from the Go module proxy)"
+mkdir -p "$SRC"
 
 # kubernetes' own go.mod lists its staging modules: every
 # `k8s.io/xxx => ./staging/src/k8s.io/xxx` line.
@@ -63,7 +72,7 @@ major=$(echo "$KUBE_VERSION" | cut -d. -f1 | tr -d v)
 minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
 ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "kubelet.sh: compiling (the first time: about 5 minutes on 2 cores)"
-CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$TOOLS/bin/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet
-mv "$TOOLS/bin/kubelet.tmp" "$TOOLS/bin/kubelet"
-echo "$KUBE_VERSION" >"$TOOLS/bin/.kubelet.version"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$CACHE/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet
+mv "$CACHE/kubelet.tmp" "$CACHE/kubelet"
+link
 echo "kubelet.sh: $("$TOOLS/bin/kubelet" --version)"

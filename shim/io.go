@@ -43,66 +43,83 @@ func (s *server) serveIO(l *net.UnixListener) {
 	}
 }
 
-// ioSession is the shim's side of one exec or attach connection.
+// ioSession is the shim's side of one exec or attach connection. Its
+// goroutines and buffers end with it, whatever comes first: the process's
+// exit, a kill, or the caller hanging up.
 type ioSession struct {
 	conn *net.UnixConn
 	wmu  sync.Mutex
+	// ctl delivers the caller's controls; hup is closed when the caller
+	// hangs up; done is closed when the session ends, so that a control
+	// read as the session ends is dropped rather than held (the leak of
+	// an exec whose kill raced its exit).
+	ctl  chan shimapi.IOControl
+	hup  chan struct{}
+	done chan struct{}
 }
 
+// ioWriteTimeout bounds one event's write: a caller that stopped reading
+// must not hold a session.
+const ioWriteTimeout = 5 * time.Second
+
 func (c *ioSession) send(ev shimapi.IOEvent) {
+	// An error message is the only unbounded part of an event.
+	if max := shimapi.MaxIOEvent / 2; len(ev.Error) > max {
+		ev.Error = ev.Error[:max] + "..."
+	}
 	b, _ := json.Marshal(ev)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(ioWriteTimeout))
 	_, _ = c.conn.Write(b)
 }
 
-// controls delivers the caller's controls, and closes the channel when the
-// caller hangs up.
-func (c *ioSession) controls() <-chan shimapi.IOControl {
-	ch := make(chan shimapi.IOControl)
-	go func() {
-		defer close(ch)
-		buf := make([]byte, shimapi.MaxIOMessage)
-		for {
-			n, err := c.conn.Read(buf)
-			if err != nil || n == 0 {
-				return
-			}
-			var ctl shimapi.IOControl
-			if json.Unmarshal(buf[:n], &ctl) == nil {
-				ch <- ctl
-			}
+// readControls delivers the caller's controls until it hangs up or the
+// session ends. A control longer than MaxIOControl arrives truncated and
+// is dropped as malformed.
+func (c *ioSession) readControls() {
+	defer close(c.hup)
+	buf := make([]byte, shimapi.MaxIOControl)
+	for {
+		n, err := c.conn.Read(buf)
+		if err != nil || n == 0 {
+			return
 		}
-	}()
-	return ch
+		var ctl shimapi.IOControl
+		if json.Unmarshal(buf[:n], &ctl) != nil {
+			continue
+		}
+		select {
+		case c.ctl <- ctl:
+		case <-c.done:
+			return
+		}
+	}
 }
 
 func (s *server) handleIO(conn *net.UnixConn) {
+	s.sessions.Add(1)
+	defer s.sessions.Add(-1)
 	defer conn.Close()
-	sess := &ioSession{conn: conn}
-	buf := make([]byte, shimapi.MaxIOMessage)
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return
-	}
-	files, ferr := receivedFiles(oob[:oobn])
+	sess := &ioSession{conn: conn, ctl: make(chan shimapi.IOControl), hup: make(chan struct{}), done: make(chan struct{})}
+	files, req, err := readIORequest(conn)
 	defer func() {
 		for _, f := range files {
 			f.Close()
 		}
 	}()
-	if ferr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
-		ferr = errors.New("request or descriptors truncated")
-	}
-	var req shimapi.IORequest
-	if ferr == nil {
-		ferr = json.Unmarshal(buf[:n], &req)
-	}
-	if ferr != nil {
-		sess.send(shimapi.IOEvent{Error: "bad IO request: " + ferr.Error()})
+	if err != nil {
+		sess.send(shimapi.IOEvent{Error: "bad IO request: " + err.Error()})
 		return
 	}
+	// Ends the control reader: first done (a send in flight is dropped),
+	// then the connection (a read in flight fails).
+	defer func() {
+		close(sess.done)
+		conn.Close()
+		<-sess.hup
+	}()
+	go sess.readControls()
 	switch req.Op {
 	case shimapi.OpExec:
 		err = s.execSession(sess, req, files)
@@ -114,6 +131,26 @@ func (s *server) handleIO(conn *net.UnixConn) {
 	if err != nil {
 		sess.send(shimapi.IOEvent{Error: err.Error(), NotRunning: errors.Is(err, errNotRunning)})
 	}
+}
+
+// readIORequest reads a session's request and the descriptors sent with
+// it; the descriptors are returned (to be closed) even with an error.
+func readIORequest(conn *net.UnixConn) ([]*os.File, shimapi.IORequest, error) {
+	var req shimapi.IORequest
+	buf := make([]byte, shimapi.MaxIORequest)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, req, err
+	}
+	files, err := receivedFiles(oob[:oobn])
+	if err == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		err = errors.New("request or descriptors truncated")
+	}
+	if err == nil {
+		err = json.Unmarshal(buf[:n], &req)
+	}
+	return files, req, err
 }
 
 // errNotRunning marks a session refused because its container is not
@@ -135,6 +172,11 @@ func receivedFiles(oob []byte) ([]*os.File, error) {
 			continue
 		}
 		for _, fd := range fds {
+			// Non-blocking, so that the *os.File is pollable: closing it
+			// then ends a copy blocked on it, and write deadlines work.
+			// (huskd's Fd() made it blocking; one passed on to a process
+			// is made blocking again by StartProcess.)
+			_ = unix.SetNonblock(fd, true)
 			files = append(files, os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd)))
 		}
 	}
@@ -209,7 +251,12 @@ func (s *server) execSession(sess *ioSession, req shimapi.IORequest, files []*os
 		call.args = append(call.args, "--inherit-stdio")
 	}
 	call.args = append(append(call.args, "--"), req.Args...)
+	release, err := s.execTurn(sess.hup)
+	if err != nil {
+		return err
+	}
 	pid, err := s.runcPID(call)
+	release()
 	if err != nil {
 		if !initAlive(s.stateOf(c).PID) {
 			// Exited while runc joined its namespaces, before the
@@ -224,34 +271,40 @@ func (s *server) execSession(sess *ioSession, req shimapi.IORequest, files []*os
 		f.Close()
 	}
 	exited := s.reaper.wait(pid)
-	// A pidfd, so that a kill can never hit a reused pid.
-	pidfd, perr := unix.PidfdOpen(pid, 0)
-	if perr == nil {
-		defer unix.Close(pidfd)
-	}
-	kill := func() {
-		if perr == nil {
-			_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		}
-	}
 	klog.V(4).InfoS("Exec started", "podSandboxID", s.opts.PodID, "containerID", req.ID, "pid", pid, "tty", req.TTY)
 	sess.send(shimapi.IOEvent{PID: pid})
-	ctl := sess.controls()
+	hup := sess.hup
 	for {
 		select {
 		case ws := <-exited:
 			sess.send(shimapi.IOEvent{Exited: true, ExitCode: exitCode(ws)})
 			return nil
-		case m, ok := <-ctl:
-			if !ok {
-				kill()
-				ctl = nil
-				continue
-			}
+		case m := <-sess.ctl:
 			if m.Kill {
-				kill()
+				s.reaper.kill(pid)
 			}
+		case <-hup:
+			// The caller's timeout, or huskd gone: what it started goes.
+			s.reaper.kill(pid)
+			hup = nil
 		}
+	}
+}
+
+// maxStartingExecs bounds the execs being started at once in one pod: each
+// start is a husk-runc process of its own (~10 MiB), and probes chosen by
+// the pod's author decide how many arrive together.
+const maxStartingExecs = 8
+
+// execTurn waits for one of the pod's exec starts, or for the caller to
+// hang up; release gives the turn back.
+func (s *server) execTurn(hup <-chan struct{}) (release func(), err error) {
+	s.execStartsOnce.Do(func() { s.execStarts = make(chan struct{}, maxStartingExecs) })
+	select {
+	case s.execStarts <- struct{}{}:
+		return func() { <-s.execStarts }, nil
+	case <-hup:
+		return nil, errors.New("exec: the caller hung up before the process started")
 	}
 }
 
@@ -287,26 +340,16 @@ func (s *server) attachSession(sess *ioSession, req shimapi.IORequest, files []*
 	subs := c.output.subscribe(stdout, stderr)
 	defer c.output.unsubscribe(subs)
 	if stdin != nil {
-		c.stdinMu.Lock()
-		in := c.stdin
-		c.stdinMu.Unlock()
-		if c.console != nil {
-			in = c.console
+		stop, err := s.copyStdin(c, stdin)
+		if err != nil {
+			return err
 		}
-		go func() {
-			_, _ = io.Copy(in, stdin)
-			// kubelet's stdin_once: the container's stdin ends with the
-			// first attach's.
-			if c.stdinOnce && c.console == nil {
-				c.closeStdin()
-			}
-		}()
+		defer stop()
 	}
 	if c.console != nil && req.Width > 0 && req.Height > 0 {
 		_ = resize(c.console, req.Width, req.Height)
 	}
 	sess.send(shimapi.IOEvent{PID: s.stateOf(c).PID})
-	ctl := sess.controls()
 	for {
 		select {
 		case <-c.exited:
@@ -317,15 +360,74 @@ func (s *server) attachSession(sess *ioSession, req shimapi.IORequest, files []*
 			c.output.unsubscribe(subs)
 			sess.send(shimapi.IOEvent{Exited: true, ExitCode: s.stateOf(c).ExitCode})
 			return nil
-		case ctl, ok := <-ctl:
-			if !ok {
-				return nil
-			}
+		case <-sess.hup:
+			return nil
+		case ctl := <-sess.ctl:
 			if ctl.Width > 0 && ctl.Height > 0 && c.console != nil {
 				_ = resize(c.console, ctl.Width, ctl.Height)
 			}
 		}
 	}
+}
+
+// copyStdin copies an attached caller's input to the container's stdin
+// (its terminal, with a tty) until either side ends. It writes to a
+// duplicate of the container's end, so that stop can end a copy blocked
+// on either side (a caller that sends nothing, a container that reads
+// nothing) by closing both of its ends, without closing the container's
+// stdin for anyone else. stop returns once the copy has ended.
+func (s *server) copyStdin(c *ctr, stdin *os.File) (stop func(), err error) {
+	c.stdinMu.Lock()
+	target := c.stdin
+	if c.console != nil {
+		target = c.console
+	}
+	var in *os.File
+	if target == nil {
+		err = fmt.Errorf("container %s has no stdin any more", c.id)
+	} else {
+		in, err = dupFile(target)
+	}
+	c.stdinMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(in, stdin)
+		// The duplicate first: the container sees its stdin end only
+		// once every write end is closed.
+		in.Close()
+		// kubelet's stdin_once: the container's stdin ends with the
+		// first attach's.
+		if c.stdinOnce && c.console == nil {
+			c.closeStdin()
+		}
+	}()
+	return func() {
+		stdin.Close()
+		in.Close()
+		<-copied
+	}, nil
+}
+
+// dupFile duplicates a pollable descriptor (close-on-exec); the copy
+// shares its non-blocking mode, so it is pollable too, and closing it ends
+// a read or write blocked on it.
+func dupFile(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var fd int
+	cerr := rc.Control(func(orig uintptr) {
+		fd, err = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err = errors.Join(cerr, err); err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // resize sets a terminal's size (through SyscallConn: Fd would switch the

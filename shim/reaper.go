@@ -49,8 +49,17 @@ func newReaper() *reaper {
 }
 
 // reapAll reaps every exited child: SIGCHLDs coalesce, so one signal may
-// stand for many exits.
+// stand for many exits. Each is collected and delivered under the lock, so
+// that kill, under the same lock, never signals a pid the reaper has
+// already freed for reuse.
 func (r *reaper) reapAll() {
+	for r.reapOne() {
+	}
+}
+
+func (r *reaper) reapOne() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -58,15 +67,31 @@ func (r *reaper) reapAll() {
 			continue
 		}
 		if pid <= 0 || err != nil {
-			return
+			return false
 		}
-		r.deliver(pid, ws)
+		r.deliverLocked(pid, ws)
+		return true
+	}
+}
+
+// kill SIGKILLs pid if it is a child the reaper has not collected yet (an
+// exited one is a zombie until then, so its pid cannot have been reused).
+// A pid nobody waits for, or whose exit was delivered, is left alone.
+func (r *reaper) kill(pid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, waiting := r.waiters[pid]; waiting {
+		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 }
 
 func (r *reaper) deliver(pid int, ws unix.WaitStatus) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.deliverLocked(pid, ws)
+}
+
+func (r *reaper) deliverLocked(pid int, ws unix.WaitStatus) {
 	if ch, ok := r.waiters[pid]; ok {
 		delete(r.waiters, pid)
 		ch <- ws
@@ -103,12 +128,14 @@ func (r *reaper) start(path string, args []string, files []*os.File) (int, <-cha
 		r.mu.Unlock()
 		return 0, nil, err
 	}
+	pid := p.Pid
 	ch := make(chan unix.WaitStatus, 1)
-	r.waiters[p.Pid] = ch
+	r.waiters[pid] = ch
 	r.mu.Unlock()
-	// The reaper, not os.Process.Wait, collects it.
+	// The reaper, not os.Process.Wait, collects it. (Release sets Pid to
+	// -1.)
 	_ = p.Release()
-	return p.Pid, ch, nil
+	return pid, ch, nil
 }
 
 // exitCode is a wait status as a shell shows it: the code, or 128+signal.

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -122,6 +123,10 @@ type server struct {
 	conns     sync.WaitGroup
 
 	ioListener *net.UnixListener // exec and attach sessions
+	sessions   atomic.Int64      // exec and attach sessions open
+
+	execStartsOnce sync.Once
+	execStarts     chan struct{} // a token per exec being started
 }
 
 func (s *server) pausePID() int {

@@ -113,23 +113,40 @@ type adapter struct {
 }
 
 func (a *adapter) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	return a.ctrs.Exec(ctx, id, cmd, in, out, errOut, tty, sizes(resize))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return a.ctrs.Exec(ctx, id, cmd, in, out, errOut, tty, sizes(ctx, resize))
 }
 
 func (a *adapter) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	return a.ctrs.Attach(ctx, id, in, out, errOut, tty, sizes(resize))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return a.ctrs.Attach(ctx, id, in, out, errOut, tty, sizes(ctx, resize))
 }
 
-// sizes converts the library's resize events.
-func sizes(in <-chan remotecommand.TerminalSize) <-chan container.TerminalSize {
+// sizes converts the library's resize events until they end or ctx does:
+// the session that reads them may have ended while the client still sends.
+func sizes(ctx context.Context, in <-chan remotecommand.TerminalSize) <-chan container.TerminalSize {
 	if in == nil {
 		return nil
 	}
 	out := make(chan container.TerminalSize, 1)
 	go func() {
 		defer close(out)
-		for sz := range in {
-			out <- container.TerminalSize{Width: sz.Width, Height: sz.Height}
+		for {
+			select {
+			case sz, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- container.TerminalSize{Width: sz.Width, Height: sz.Height}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	return out

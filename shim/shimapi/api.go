@@ -155,4 +155,19 @@ const (
 	MethodRemoveContainer = "Shim.RemoveContainer"
 	MethodReopenLog       = "Shim.ReopenLog"
 	MethodUpdateContainer = "Shim.UpdateContainer"
+	MethodStats           = "Shim.Stats"
 )
+
+// StatsReply is what a shim holds, for an admin or a test that checks that
+// sessions leave nothing behind. Heap figures are read after a collection.
+type StatsReply struct {
+	Goroutines int `json:"goroutines"`
+	// FDs is the number of descriptors the shim has open.
+	FDs int `json:"fds"`
+	// HeapInuse is the bytes in in-use heap spans; Sys all the memory the
+	// Go runtime took from the kernel.
+	HeapInuse uint64 `json:"heapInuse"`
+	Sys       uint64 `json:"sys"`
+	// Sessions is the exec and attach sessions open.
+	Sessions int `json:"sessions"`
+}

@@ -110,3 +110,11 @@ func (c *Client) Stop(ctx context.Context, args StopArgs) (Snapshot, error) {
 	err := c.call(ctx, MethodStop, args, &r)
 	return r, err
 }
+
+// Stats reports the shim's own goroutines, descriptors, memory and open
+// sessions.
+func (c *Client) Stats(ctx context.Context) (StatsReply, error) {
+	var r StatsReply
+	err := c.call(ctx, MethodStats, Empty{}, &r)
+	return r, err
+}

@@ -74,8 +74,15 @@ type IOControl struct {
 	Height uint16 `json:"height,omitempty"`
 }
 
-// MaxIOMessage bounds one request, event or control.
-const MaxIOMessage = 1 << 20
+// Bounds of the messages of a session. A request carries an exec's
+// command (the kernel's own limit on one argument is 128 KiB); events and
+// controls are small, and are read into buffers of their size for as long
+// as the session lasts, so that an idle session costs little.
+const (
+	MaxIORequest = 1 << 20
+	MaxIOEvent   = 16 << 10
+	MaxIOControl = 1 << 10
+)
 
 // IOSession is one exec or attach, from the caller's side.
 type IOSession struct {
@@ -115,10 +122,13 @@ func StartIO(ctx context.Context, socketPath string, req IORequest, files []*os.
 		conn.Close()
 		return nil, fmt.Errorf("sending the %s request: %w", req.Op, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetReadDeadline(dl)
-	}
+	// A caller that gives up (its deadline, or its client gone) stops
+	// waiting for the start; the shim sees the hang-up and undoes it.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	ev, err := readEvent(conn)
+	if !stop() {
+		err = errors.Join(ctx.Err(), err)
+	}
 	_ = conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		conn.Close()
@@ -150,7 +160,7 @@ func StartIO(ctx context.Context, socketPath string, req IORequest, files []*os.
 }
 
 func readEvent(conn *net.UnixConn) (IOEvent, error) {
-	buf := make([]byte, MaxIOMessage)
+	buf := make([]byte, MaxIOEvent)
 	n, err := conn.Read(buf)
 	if err != nil {
 		return IOEvent{}, err

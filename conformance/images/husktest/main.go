@@ -8,6 +8,9 @@
 //	husktest serve ADDR TEXT      answers every HTTP request on ADDR with TEXT
 //	husktest proxy LISTEN TARGET  forwards every HTTP request on LISTEN to
 //	                              TARGET (host:port)
+//	husktest sleep-until NANOS    exits at a given Unix time in nanoseconds
+//	                              (the host's clock): tests make a process's
+//	                              exit race a kill they time
 //
 // Run under the name "pause" (as a pod's PID 1 through huskd's
 // runtime.pause_path), it is a pause that never reaps its children, and
@@ -24,11 +27,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
 
-const usage = "usage: husktest syscall keyctl | get URL | serve ADDR TEXT | proxy LISTEN TARGET"
+const usage = "usage: husktest syscall keyctl | get URL | serve ADDR TEXT | proxy LISTEN TARGET | sleep-until NANOS"
 
 func errname(errno syscall.Errno) string {
 	switch errno {
@@ -84,6 +88,15 @@ func proxy(listen, target string) error {
 	return http.ListenAndServe(listen, httputil.NewSingleHostReverseProxy(u))
 }
 
+func sleepUntil(nanos string) error {
+	n, err := strconv.ParseInt(nanos, 10, 64)
+	if err != nil {
+		return err
+	}
+	time.Sleep(time.Until(time.Unix(0, n)))
+	return nil
+}
+
 // pause waits for SIGTERM or SIGINT, as husk-pause does, but never waits
 // for a child: the Go runtime reaps nothing on its own.
 func pause() {
@@ -107,6 +120,8 @@ func main() {
 		err = serve(args[1], args[2])
 	case len(args) == 3 && args[0] == "proxy":
 		err = proxy(args[1], args[2])
+	case len(args) == 2 && args[0] == "sleep-until":
+		err = sleepUntil(args[1])
 	default:
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
