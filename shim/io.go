@@ -135,6 +135,11 @@ func (s *server) handleIO(conn *net.UnixConn) {
 
 // readIORequest reads a session's request and the descriptors sent with
 // it; the descriptors are returned (to be closed) even with an error.
+// An attach's are made non-blocking, so that the shim's copies of them
+// are pollable: closing one ends a copy blocked on it, and write
+// deadlines work. An exec's are made blocking: they become the process's
+// stdio, and programs expect blocking stdio (head(1) fails with EAGAIN on
+// a full non-blocking pipe).
 func readIORequest(conn *net.UnixConn) ([]*os.File, shimapi.IORequest, error) {
 	var req shimapi.IORequest
 	buf := make([]byte, shimapi.MaxIORequest)
@@ -143,12 +148,17 @@ func readIORequest(conn *net.UnixConn) ([]*os.File, shimapi.IORequest, error) {
 	if err != nil {
 		return nil, req, err
 	}
-	files, err := receivedFiles(oob[:oobn])
+	fds, err := receivedFDs(oob[:oobn])
 	if err == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 		err = errors.New("request or descriptors truncated")
 	}
 	if err == nil {
 		err = json.Unmarshal(buf[:n], &req)
+	}
+	files := make([]*os.File, 0, len(fds))
+	for _, fd := range fds {
+		_ = unix.SetNonblock(fd, req.Op == shimapi.OpAttach)
+		files = append(files, os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd)))
 	}
 	return files, req, err
 }
@@ -157,7 +167,7 @@ func readIORequest(conn *net.UnixConn) ([]*os.File, shimapi.IORequest, error) {
 // running, which huskd reports as the caller's race, not as a failure.
 var errNotRunning = errors.New("not running")
 
-func receivedFiles(oob []byte) ([]*os.File, error) {
+func receivedFDs(oob []byte) ([]int, error) {
 	if len(oob) == 0 {
 		return nil, nil
 	}
@@ -165,22 +175,15 @@ func receivedFiles(oob []byte) ([]*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var files []*os.File
+	var all []int
 	for i := range msgs {
 		fds, err := unix.ParseUnixRights(&msgs[i])
 		if err != nil {
 			continue
 		}
-		for _, fd := range fds {
-			// Non-blocking, so that the *os.File is pollable: closing it
-			// then ends a copy blocked on it, and write deadlines work.
-			// (huskd's Fd() made it blocking; one passed on to a process
-			// is made blocking again by StartProcess.)
-			_ = unix.SetNonblock(fd, true)
-			files = append(files, os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd)))
-		}
+		all = append(all, fds...)
 	}
-	return files, nil
+	return all, nil
 }
 
 // takeFiles pops the descriptors flagged in req, in the order stdin,

@@ -228,3 +228,42 @@ func TestReaperSignalsOnlyUncollectedChildren(t *testing.T) {
 	r.kill(pid)
 	r.kill(os.Getpid())
 }
+
+// An exec's descriptors become the process's stdio and must be blocking
+// (whatever the sender's mode); an attach's stay with the shim and must be
+// pollable.
+func TestReceivedDescriptorModes(t *testing.T) {
+	for _, c := range []struct {
+		op          string
+		nonblocking bool
+	}{{shimapi.OpExec, false}, {shimapi.OpAttach, true}} {
+		var p [2]int
+		// Sent in the opposite mode to the one wanted.
+		flags := unix.O_CLOEXEC
+		if !c.nonblocking {
+			flags |= unix.O_NONBLOCK
+		}
+		if err := unix.Pipe2(p[:], flags); err != nil {
+			t.Fatal(err)
+		}
+		mine, theirs := seqpacketPair(t)
+		req, _ := json.Marshal(shimapi.IORequest{Op: c.op, ID: "c", Stdout: true})
+		if _, _, err := theirs.WriteMsgUnix(req, unix.UnixRights(p[1]), nil); err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(p[1])
+		files, _, err := readIORequest(mine)
+		if err != nil || len(files) != 1 {
+			t.Fatalf("%s: %d files, %v", c.op, len(files), err)
+		}
+		fl, err := unix.FcntlInt(files[0].Fd(), unix.F_GETFL, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fl&unix.O_NONBLOCK != 0; got != c.nonblocking {
+			t.Errorf("%s: received descriptor non-blocking %t, want %t", c.op, got, c.nonblocking)
+		}
+		files[0].Close()
+		unix.Close(p[0])
+	}
+}

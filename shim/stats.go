@@ -23,6 +23,7 @@ func (v *service) Stats(_ shimapi.Empty, r *shimapi.StatsReply) error {
 		Goroutines: runtime.NumGoroutine(),
 		// ReadDir's own descriptor is among those it lists.
 		FDs:       len(fds) - 1,
+		HeapAlloc: ms.HeapAlloc,
 		HeapInuse: ms.HeapInuse,
 		Sys:       ms.Sys,
 		Sessions:  int(v.s.sessions.Load()),

@@ -164,8 +164,10 @@ type StatsReply struct {
 	Goroutines int `json:"goroutines"`
 	// FDs is the number of descriptors the shim has open.
 	FDs int `json:"fds"`
-	// HeapInuse is the bytes in in-use heap spans; Sys all the memory the
-	// Go runtime took from the kernel.
+	// HeapAlloc is the bytes of live heap objects; HeapInuse the bytes in
+	// in-use heap spans (live objects and fragmentation); Sys all the
+	// memory the Go runtime took from the kernel.
+	HeapAlloc uint64 `json:"heapAlloc"`
 	HeapInuse uint64 `json:"heapInuse"`
 	Sys       uint64 `json:"sys"`
 	// Sessions is the exec and attach sessions open.
