@@ -411,10 +411,13 @@ func (s *Store) List() []*Image {
 	return out
 }
 
-// Remove removes an image as `docker rmi` does: by ID or digest, the image
-// with all its tags; by a tag, that tag, and the image with it when it was
-// the last. An unknown image is success. Blobs and layers that nothing
-// holds any more are deleted.
+// Remove removes the image spec names (an ID, a unique prefix of one, a
+// digest or a tag) with all its tags, whichever names it: cri-api v0.37's
+// api.proto says removing an image "by a single tag will remove all of its
+// tags", even across repositories (kubernetes#135710), so that the image is
+// gone from the next ListImages. An unknown image is success. Blobs and
+// layers that nothing holds any more are deleted; a container's lease
+// keeps its layers.
 func (s *Store) Remove(spec string) error {
 	s.mu.Lock()
 	img, err := s.resolveLocked(spec)
@@ -426,23 +429,12 @@ func (s *Store) Remove(spec string) error {
 		s.mu.Unlock()
 		return err
 	}
-	whole := true
-	if ref, rerr := ParseRef(spec); rerr == nil && ref.Digest() == "" && slices.Contains(img.RepoTags, ref.TagString()) {
-		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == ref.TagString() })
-		whole = len(img.RepoTags) == 0
-	}
-	if whole {
-		delete(s.idx.Images, img.ID)
-	}
+	delete(s.idx.Images, img.ID)
 	trash := s.collectLocked()
 	err = s.saveLocked()
 	s.mu.Unlock()
 	removeAll(trash)
-	if whole {
-		klog.InfoS("Image removed", "image", img.ID, "reference", spec)
-	} else {
-		klog.InfoS("Image tag removed", "image", img.ID, "reference", spec)
-	}
+	klog.InfoS("Image removed", "image", img.ID, "reference", spec, "tags", img.RepoTags)
 	return err
 }
 
