@@ -20,7 +20,20 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 			{Type: runtime.RuntimeReady, Status: true},
 			s.networkCondition(),
 		}},
-		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		Features: &runtime.RuntimeFeatures{
+			SupplementalGroupsPolicy: true,
+			// A mount's mount_options (noexec, nodev, nosuid and the
+			// other restricting bind options) reach libcontainer, whose
+			// remount of the bind applies them (TestBindMountOptions).
+			// kubelet refuses pods asking for them from a runtime that
+			// does not say so (KEP-5855).
+			MountOptions: true,
+			// A pod in its own user namespace cannot have the host's
+			// network: validateUserns refuses it (the host's netns is
+			// not the pod's user namespace's to manage).
+			// TestUserNamespaceHostNetwork checks the two agree.
+			UserNamespacesHostNetwork: false,
+		},
 	}
 	for _, h := range Handlers {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{
