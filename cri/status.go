@@ -28,11 +28,13 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 			// kubelet refuses pods asking for them from a runtime that
 			// does not say so (KEP-5855).
 			MountOptions: true,
-			// A pod in its own user namespace cannot have the host's
-			// network: validateUserns refuses it (the host's netns is
-			// not the pod's user namespace's to manage).
-			// TestUserNamespaceHostNetwork checks the two agree.
-			UserNamespacesHostNetwork: false,
+			// A pod in its own user namespace may have the host's
+			// network wherever it may have a user namespace at all
+			// (KEP-5607): its containers get the host's /sys bound, as
+			// they cannot mount a sysfs. TestUserNamespaceHostNetwork
+			// checks that such a pod runs when this says so, and only
+			// then.
+			UserNamespacesHostNetwork: s.opts.UserNamespaces,
 		},
 	}
 	for _, h := range Handlers {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -860,6 +863,11 @@ func TestUserNamespaceHostNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	advertised := st.GetFeatures().GetUserNamespacesHostNetwork()
+	// Nothing more than a user namespace is needed: where pods may have
+	// one, they may have it with the host's network.
+	if userns := st.GetRuntimeHandlers()[0].GetFeatures().GetUserNamespaces(); advertised != userns {
+		t.Errorf("Status advertises user_namespaces_host_network %v, user_namespaces %v", advertised, userns)
+	}
 	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
 	userns := &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping}
 	podCfg := huskdtest.PodConfig("userns-hostnet")
@@ -891,6 +899,19 @@ func TestUserNamespaceHostNetwork(t *testing.T) {
 		}
 		if huskdtest.NS(t, pid, "user") == huskdtest.NS(t, os.Getpid(), "user") {
 			return false, "the container is in the host's user namespace"
+		}
+		// It reaches a server on the host's loopback, as root mapped to
+		// host ID 100000, and has a read-only /sys.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "from the host") }))
+		defer srv.Close()
+		out, stderr, err := h.Runtime.ExecSync(ctx, id, []string{"sh", "-c", "wget -q -O- " + srv.URL + "; echo; id -u; cat /proc/self/uid_map; ls /sys/class/net; grep ' /sys ' /proc/self/mountinfo"}, 20*time.Second)
+		if err != nil {
+			return false, fmt.Sprintf("exec: %v %s", err, stderr)
+		}
+		for _, want := range []string{"from the host\n0\n", "100000", "\nlo\n", " /sys ro,"} {
+			if !strings.Contains(string(out), want) {
+				return false, fmt.Sprintf("inside, output lacks %q:\n%s", want, out)
+			}
 		}
 		return true, "it runs"
 	}()
