@@ -1,31 +1,21 @@
 package container
 
 import (
-	"strconv"
-	"strings"
-
-	"golang.org/x/sys/unix"
+	"github.com/moby/sys/signal"
 
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
 // signalNumber parses a signal as an image's STOPSIGNAL or the CRI writes
-// it: "SIGTERM", "TERM", "15", "SIGRTMIN+3".
+// it: "SIGTERM", "TERM", "term", "15", "SIGRTMIN+3", "RTMAX-2", with
+// moby/sys/signal's parser, the one Docker and containerd read STOPSIGNAL
+// with, so an image stops the same way under each. The parser takes any
+// number; only the platform's signals pass (1-31, 34-64 on Linux: glibc
+// keeps 32 and 33 for itself).
 func signalNumber(s string) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return n, nil
+	sig, err := signal.ParseSignal(s)
+	if err != nil || sig <= 0 || !signal.ValidSignalForPlatform(sig) {
+		return 0, errdefs.InvalidArgument("stop_signal", "%q is not a signal", s)
 	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if base, off, ok := strings.Cut(name, "+"); ok && base == "SIGRTMIN" {
-		if n, err := strconv.Atoi(off); err == nil && n >= 0 && 34+n <= 64 {
-			return 34 + n, nil
-		}
-	}
-	if n := unix.SignalNum(name); n != 0 {
-		return int(n), nil
-	}
-	return 0, errdefs.InvalidArgument("stop_signal", "%q is not a signal", s)
+	return int(sig), nil
 }

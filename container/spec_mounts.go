@@ -24,17 +24,29 @@ const (
 // defaultMounts are the kernel filesystems every container gets, as
 // containerd mounts them. /sys and the cgroupfs are read-only unless
 // privileged: writing there changes the host.
-func defaultMounts(privileged bool) []specs.Mount {
+//
+// A container in its pod's own user namespace but the host's network
+// namespace (KEP-5607) cannot mount a sysfs: the kernel allows that only
+// to a user namespace owning the network namespace, and the host's belongs
+// to the host's. It gets the host's /sys bound instead, recursively (a
+// plain bind is refused where the copied mounts are locked), as
+// containerd and CRI-O do; the cgroup mount and the masked paths still
+// cover what they cover.
+func defaultMounts(privileged, hostSysfs bool) []specs.Mount {
 	mode := "ro"
 	if privileged {
 		mode = "rw"
+	}
+	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", mode}}
+	if hostSysfs {
+		sys = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "rprivate", "nosuid", "noexec", "nodev", mode}}
 	}
 	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", mode}},
+		sys,
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", mode}},
 	}
 }
@@ -61,7 +73,8 @@ func specMounts(in SpecInput) ([]specs.Mount, string, error) {
 	}
 
 	var mounts []specs.Mount
-	for _, m := range defaultMounts(sc.GetPrivileged()) {
+	hostSysfs := in.Sandbox.Namespaces["user"] != "" && in.Sandbox.Namespaces["net"] == ""
+	for _, m := range defaultMounts(sc.GetPrivileged(), hostSysfs) {
 		if taken[m.Destination] || (taken["/dev"] && strings.HasPrefix(m.Destination, "/dev/")) {
 			continue
 		}

@@ -446,6 +446,19 @@ func bind(dst, src string, opts ...string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
 }
 
+// usernsNet puts the pod in a user namespace of its own, with the host's
+// network namespace or its own.
+func usernsNet(hostNetwork bool) func(*SpecInput) {
+	return func(in *SpecInput) {
+		in.Sandbox.Namespaces["user"] = "/run/husk/ns/pod1/user"
+		if hostNetwork {
+			delete(in.Sandbox.Namespaces, "net")
+		}
+		m := []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+		secCtx(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}}
+	}
+}
+
 func TestSpecMounts(t *testing.T) {
 	mounts := func(want ...[]specs.Mount) func(*testing.T, *specs.Spec, User) {
 		return func(t *testing.T, s *specs.Spec, _ User) { eq(t, "mounts", s.Mounts, slices.Concat(want...)) }
@@ -533,6 +546,10 @@ func TestSpecMounts(t *testing.T) {
 			code: codes.InvalidArgument, field: "config.mounts[0].host_path"},
 		{name: "mount options", mod: one(&runtime.Mount{ContainerPath: "/d", HostPath: "/k/d", MountOptions: []string{"noexec", "nosuid", "rnodev"}}),
 			check: mounts(defaults, ms(bind("/d", "/k/d", "rbind", "rprivate", "rw", "noexec", "nosuid", "rnodev")), podFiles)},
+		{name: "own user namespace, host network: the host's /sys bound", mod: usernsNet(true),
+			check: mounts(ms(mProc, mDev, mPts, mMqueue, bind("/sys", "/sys", "rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"), mCgroup), podFiles)},
+		{name: "own user namespace, pod network: a sysfs", mod: usernsNet(false), check: mounts(defaults, podFiles)},
+		{name: "host network, host user namespace: a sysfs", mod: func(in *SpecInput) { delete(in.Sandbox.Namespaces, "net") }, check: mounts(defaults, podFiles)},
 		{name: "mount option that loosens", mod: one(&runtime.Mount{ContainerPath: "/d", HostPath: "/k/d", Readonly: true, MountOptions: []string{"noexec", "rw"}}),
 			code: codes.InvalidArgument, field: "config.mounts[0].mount_options[1]"},
 		{name: "idmapped mount without gid mappings", mod: one(&runtime.Mount{ContainerPath: "/d", HostPath: "/k/d", UidMappings: []*runtime.IDMapping{{HostId: 1000, Length: 10}}}),

@@ -8,10 +8,11 @@ import (
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
-// RemoveImage removes the image. By ID (or digest) it removes the image
-// with all its tags; by a tag, only that tag while the image has others.
-// api.proto: "This call is idempotent, and must not return an error if the
-// image has already been removed."
+// RemoveImage removes the image with all its tags, whether the request
+// names it by ID, digest or one of its tags. api.proto (cri-api v0.37):
+// "removing the image by a single tag will remove all of its tags" (even
+// across repositories), and "This call is idempotent, and must not return
+// an error if the image has already been removed."
 func (s *Server) RemoveImage(_ context.Context, r *runtime.RemoveImageRequest) (*runtime.RemoveImageResponse, error) {
 	if r.GetImage().GetImage() == "" {
 		return nil, errdefs.InvalidArgument("image.image", "must not be empty")

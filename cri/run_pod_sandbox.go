@@ -261,8 +261,11 @@ func validateNamespaceOptions(o *runtime.NamespaceOption) error {
 // validateUserns accepts the host's user namespace, or the pod's own with
 // one UID and one GID mapping that maps container ID 0 (kubelet sends one
 // range per pod). A pod in its own user namespace cannot share the host's
-// network, PID or IPC namespaces: kubelet does not ask for that, and the
-// host's namespaces would not be its own user namespace's.
+// PID or IPC namespaces: kubelet does not ask for that, and the host's
+// namespaces would not be its own user namespace's. The host's network it
+// may share (KEP-5607, advertised as user_namespaces_host_network): its
+// root then holds no capability over the network, and its containers get
+// the host's /sys bound (container.defaultMounts).
 func validateUserns(o *runtime.NamespaceOption) error {
 	const field = "config.linux.security_context.namespace_options.userns_options"
 	u := o.GetUsernsOptions()
@@ -292,7 +295,7 @@ func validateUserns(o *runtime.NamespaceOption) error {
 			return errdefs.InvalidArgument(field+"."+name, "mapping of %d IDs from host ID %d is out of range", m.GetLength(), m.GetHostId())
 		}
 	}
-	for kind, mode := range map[string]runtime.NamespaceMode{"network": o.GetNetwork(), "pid": o.GetPid(), "ipc": o.GetIpc()} {
+	for kind, mode := range map[string]runtime.NamespaceMode{"pid": o.GetPid(), "ipc": o.GetIpc()} {
 		if mode == runtime.NamespaceMode_NODE {
 			return errdefs.InvalidArgument(field, "a pod in its own user namespace cannot use the host's %s namespace", kind)
 		}

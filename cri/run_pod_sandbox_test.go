@@ -81,10 +81,15 @@ func TestValidateRunPodSandbox(t *testing.T) {
 		{"user namespace CONTAINER", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}
 		}, "userns_options.mode"},
-		{"user namespace with host network", func(r *runtime.RunPodSandboxRequest) {
+		{"user namespace with host PID", func(r *runtime.RunPodSandboxRequest) {
 			m := []*runtime.IDMapping{{HostId: 100000, Length: 65536}}
 			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
-			r.Config.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+			r.Config.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_NODE
+		}, "userns_options"},
+		{"user namespace with host IPC", func(r *runtime.RunPodSandboxRequest) {
+			m := []*runtime.IDMapping{{HostId: 100000, Length: 65536}}
+			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}
+			r.Config.Linux.SecurityContext.NamespaceOptions.Ipc = runtime.NamespaceMode_NODE
 		}, "userns_options"},
 		{"negative uid", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.RunAsUser = &runtime.Int64Value{Value: -1}

@@ -20,7 +20,22 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 			{Type: runtime.RuntimeReady, Status: true},
 			s.networkCondition(),
 		}},
-		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		Features: &runtime.RuntimeFeatures{
+			SupplementalGroupsPolicy: true,
+			// A mount's mount_options (noexec, nodev, nosuid and the
+			// other restricting bind options) reach libcontainer, whose
+			// remount of the bind applies them (TestBindMountOptions).
+			// kubelet refuses pods asking for them from a runtime that
+			// does not say so (KEP-5855).
+			MountOptions: true,
+			// A pod in its own user namespace may have the host's
+			// network wherever it may have a user namespace at all
+			// (KEP-5607): its containers get the host's /sys bound, as
+			// they cannot mount a sysfs. TestUserNamespaceHostNetwork
+			// checks that such a pod runs when this says so, and only
+			// then.
+			UserNamespacesHostNetwork: s.opts.UserNamespaces,
+		},
 	}
 	for _, h := range Handlers {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{

@@ -3,8 +3,6 @@ package image
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	godigest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
@@ -388,8 +387,8 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, authr auth
 		if chain == "" {
 			chain = diffID
 		} else {
-			sum := sha256.Sum256([]byte(chain + " " + diffID))
-			chain = "sha256:" + hex.EncodeToString(sum[:])
+			// The OCI image spec's ChainID: sha256 of "parent diffID".
+			chain = godigest.SHA256.FromString(chain + " " + diffID).String()
 		}
 		rec.Layers = append(rec.Layers, Layer{Digest: l.Digest.String(), MediaType: string(l.MediaType), Size: l.Size, DiffID: diffID, ChainID: chain})
 		rec.Size += l.Size

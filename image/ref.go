@@ -12,24 +12,25 @@ package image
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
-var hexID = regexp.MustCompile(`^(sha256:)?([a-f0-9]{64})$`)
-
 // asID returns the image ID s names, if s is one: "sha256:<64 hex>" or
-// the 64 hex digits alone.
+// the 64 hex digits alone, as go-digest validates a sha256 digest.
 func asID(s string) (string, bool) {
-	m := hexID.FindStringSubmatch(s)
-	if m == nil {
+	d := digest.Digest(s)
+	if !strings.Contains(s, ":") {
+		d = digest.NewDigestFromEncoded(digest.SHA256, s)
+	}
+	if d.Algorithm() != digest.SHA256 || d.Validate() != nil {
 		return "", false
 	}
-	return "sha256:" + m[2], true
+	return d.String(), true
 }
 
 // Ref is an image reference normalised as kubelet and containerd write it:

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -60,6 +61,39 @@ func TestUserOf(t *testing.T) {
 		uid, name := UserOf(c.user)
 		if (uid != nil) != c.hasUID || (uid != nil && *uid != c.uid) || name != c.username {
 			t.Errorf("UserOf(%q) = %v, %q", c.user, uid, name)
+		}
+	}
+}
+
+// Image IDs and blob digests, as go-digest validates sha256 digests: the
+// store holds sha256 only, in canonical lower-case hex.
+func TestDigests(t *testing.T) {
+	hex := strings.Repeat("0123456789abcdef", 4)
+	for _, c := range []struct {
+		in     string
+		id     string // asID; "" for not an ID
+		stored bool   // validDigest
+	}{
+		{"sha256:" + hex, "sha256:" + hex, true},
+		{hex, "sha256:" + hex, false},
+		{"sha256:" + strings.ToUpper(hex), "", false},
+		{strings.ToUpper(hex), "", false},
+		{"sha256:" + hex[1:], "", false},
+		{"sha256:" + hex + "0", "", false},
+		{"sha256:" + hex[:63] + "g", "", false},
+		{"sha512:" + hex + hex, "", false},
+		{"md5:" + hex[:32], "", false},
+		{"sha256:", "", false},
+		{":" + hex, "", false},
+		{"", "", false},
+		{"sha256:../../" + hex[6:], "", false},
+		{" sha256:" + hex, "", false},
+	} {
+		if id, ok := asID(c.in); id != c.id || ok != (c.id != "") {
+			t.Errorf("asID(%q) = %q, %v; want %q", c.in, id, ok, c.id)
+		}
+		if got := validDigest(c.in); got != c.stored {
+			t.Errorf("validDigest(%q) = %v, want %v", c.in, got, c.stored)
 		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
+	_ "crypto/sha256" // go-digest's sha256 needs the hash linked in
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +21,7 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	godigest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
@@ -157,9 +158,13 @@ func (s *Store) saveLocked() error {
 	return renameio.WriteFile(s.indexPath(), b, 0o600)
 }
 
+// validDigest says whether d is a digest the store can hold: a valid
+// sha256 digest in its canonical form (go-digest's check: the algorithm,
+// then 64 lower-case hex digits), the only algorithm blob paths and the
+// pull's verification know.
 func validDigest(d string) bool {
-	_, ok := asID(d)
-	return ok && strings.HasPrefix(d, "sha256:")
+	p, err := godigest.Parse(d)
+	return err == nil && p.Algorithm() == godigest.SHA256
 }
 
 // hold marks keys (blob digests, chain IDs) as in use by a pull until the
@@ -201,8 +206,8 @@ func (s *Store) WriteBlob(digest string, r io.Reader) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
+	h := godigest.SHA256.Digester()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h.Hash()), 256<<10)
 	_, err = io.Copy(w, r)
 	if err == nil {
 		err = w.Flush()
@@ -213,7 +218,7 @@ func (s *Store) WriteBlob(digest string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+	if got := h.Digest().String(); got != digest {
 		return fmt.Errorf("blob %s: %w: content hashes to %s", digest, ErrDigestMismatch, got)
 	}
 	return os.Rename(f.Name(), s.blobPath(digest))
@@ -265,10 +270,10 @@ func (s *Store) UnpackLayer(chainID, blobDigest, diffID string, lim layer.Limits
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	h := sha256.New()
+	h := godigest.SHA256.Digester()
 	// The bound covers the whole uncompressed stream, read to its end for
 	// the diff ID: a small blob can decompress to anything.
-	tee := io.TeeReader(lim.Stream(tarStream), h)
+	tee := io.TeeReader(lim.Stream(tarStream), h.Hash())
 	stats, err := layer.Unpack(tee, tmp, lim)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", blobDigest, err)
@@ -277,7 +282,7 @@ func (s *Store) UnpackLayer(chainID, blobDigest, diffID string, lim layer.Limits
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return fmt.Errorf("layer %s: %w", blobDigest, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+	if got := h.Digest().String(); got != diffID {
 		return fmt.Errorf("layer %s: %w: uncompressed content hashes to %s, the image says %s", blobDigest, ErrDigestMismatch, got, diffID)
 	}
 	s.mu.Lock()
@@ -411,10 +416,13 @@ func (s *Store) List() []*Image {
 	return out
 }
 
-// Remove removes an image as `docker rmi` does: by ID or digest, the image
-// with all its tags; by a tag, that tag, and the image with it when it was
-// the last. An unknown image is success. Blobs and layers that nothing
-// holds any more are deleted.
+// Remove removes the image spec names (an ID, a unique prefix of one, a
+// digest or a tag) with all its tags, whichever names it: cri-api v0.37's
+// api.proto says removing an image "by a single tag will remove all of its
+// tags", even across repositories (kubernetes#135710), so that the image is
+// gone from the next ListImages. An unknown image is success. Blobs and
+// layers that nothing holds any more are deleted; a container's lease
+// keeps its layers.
 func (s *Store) Remove(spec string) error {
 	s.mu.Lock()
 	img, err := s.resolveLocked(spec)
@@ -426,23 +434,12 @@ func (s *Store) Remove(spec string) error {
 		s.mu.Unlock()
 		return err
 	}
-	whole := true
-	if ref, rerr := ParseRef(spec); rerr == nil && ref.Digest() == "" && slices.Contains(img.RepoTags, ref.TagString()) {
-		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == ref.TagString() })
-		whole = len(img.RepoTags) == 0
-	}
-	if whole {
-		delete(s.idx.Images, img.ID)
-	}
+	delete(s.idx.Images, img.ID)
 	trash := s.collectLocked()
 	err = s.saveLocked()
 	s.mu.Unlock()
 	removeAll(trash)
-	if whole {
-		klog.InfoS("Image removed", "image", img.ID, "reference", spec)
-	} else {
-		klog.InfoS("Image tag removed", "image", img.ID, "reference", spec)
-	}
+	klog.InfoS("Image removed", "image", img.ID, "reference", spec, "tags", img.RepoTags)
 	return err
 }
 

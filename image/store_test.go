@@ -72,6 +72,41 @@ func TestStoreWriteBlobVerifies(t *testing.T) {
 	}
 }
 
+// Removing an image by any one of its names removes it with every tag,
+// across repositories (cri-api v0.37 api.proto, RemoveImage), and its
+// content.
+func TestStoreRemoveByOneTag(t *testing.T) {
+	for _, by := range []string{"registry.k8s.io/app:v1", "docker.io/other/app:latest", "id", "digest"} {
+		t.Run(by, func(t *testing.T) {
+			s, err := OpenStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := fakeImage(t, s, "registry.k8s.io/app:v1", "config a", "layer a")
+			fakeImage(t, s, "registry.k8s.io/app:v2", "config a")
+			fakeImage(t, s, "docker.io/other/app:latest", "config a")
+			spec := map[string]string{"id": a.ID, "digest": "registry.k8s.io/app@" + a.Manifest}[by]
+			if spec == "" {
+				spec = by
+			}
+			if err := s.Remove(spec); err != nil {
+				t.Fatal(err)
+			}
+			if l := s.List(); len(l) != 0 {
+				t.Errorf("Remove(%q) left %d image(s): %v", spec, len(l), l[0].RepoTags)
+			}
+			for _, ref := range []string{"registry.k8s.io/app:v1", "registry.k8s.io/app:v2", "docker.io/other/app:latest", a.ID} {
+				if _, err := s.Resolve(ref); !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("Resolve(%q) after Remove(%q): %v", ref, spec, err)
+				}
+			}
+			if s.HasBlob(a.ID) {
+				t.Error("the config blob outlived the image")
+			}
+		})
+	}
+}
+
 func TestStoreResolveAndRemove(t *testing.T) {
 	s, err := OpenStore(t.TempDir())
 	if err != nil {

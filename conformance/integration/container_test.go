@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -778,4 +782,141 @@ func TestRemoveExitedContainerLeavesNothing(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "1" {
 		t.Errorf("sleep processes in the pod (the looker's own only): %q, %v", out, err)
 	}
+}
+
+// A bind mount's mount_options (KEP-5855) are applied: noexec, nodev and
+// nosuid show in the container's own mount table and noexec stops a
+// script, on plain, read-only and recursively read-only mounts alike; a
+// mount without them has none of the three. Status advertises
+// mount_options, without which kubelet refuses such pods.
+func TestBindMountOptions(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	st, err := h.Runtime.Status(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.GetFeatures().GetMountOptions() {
+		t.Errorf("Status does not advertise mount_options: %v", st.GetFeatures())
+	}
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "script"), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"noexec", "nodev", "nosuid"}
+	mounts := []struct {
+		m    *runtime.Mount
+		want []string // of the three, those the mount must have
+	}{
+		{&runtime.Mount{ContainerPath: "/plain", HostPath: host}, nil},
+		{&runtime.Mount{ContainerPath: "/opts", HostPath: host, MountOptions: all}, all},
+		{&runtime.Mount{ContainerPath: "/noexec", HostPath: host, MountOptions: []string{"noexec"}}, []string{"noexec"}},
+		{&runtime.Mount{ContainerPath: "/ro", HostPath: host, Readonly: true, MountOptions: all}, all},
+		{&runtime.Mount{ContainerPath: "/rro", HostPath: host, Readonly: true, RecursiveReadOnly: true, MountOptions: []string{"nodev", "nosuid", "rnoexec"}}, all},
+	}
+	pod, podCfg := podWithLogs(t, h, "mountopts", nil)
+	cfg := ctrConfig("mountopts", "sleep", "1000")
+	for _, m := range mounts {
+		cfg.Mounts = append(cfg.Mounts, m.m)
+	}
+	id := runCtr(t, h, pod, podCfg, cfg)
+	out, _, err := h.Runtime.ExecSync(ctx, id, []string{"cat", "/proc/self/mountinfo"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// mountinfo(5): the mount point is field 5, its per-mount options field 6.
+	opts := map[string][]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 6 {
+			opts[f[4]] = strings.Split(f[5], ",")
+		}
+	}
+	for _, m := range mounts {
+		dst := m.m.GetContainerPath()
+		got, ok := opts[dst]
+		if !ok {
+			t.Errorf("%s is not in the container's mount table:\n%s", dst, out)
+			continue
+		}
+		for _, o := range all {
+			if has, want := slices.Contains(got, o), slices.Contains(m.want, o); has != want {
+				t.Errorf("%s (mount_options %v): mounted %v; %s: %v, want %v", dst, m.m.GetMountOptions(), got, o, has, want)
+			}
+		}
+		// noexec is felt, not only listed.
+		sout, serr, err := h.Runtime.ExecSync(ctx, id, []string{dst + "/script"}, 10*time.Second)
+		if ran := err == nil && string(sout) == "ran\n"; ran == slices.Contains(m.want, "noexec") {
+			t.Errorf("%s/script: ran %v (%q %q %v), noexec %v", dst, ran, sout, serr, err, slices.Contains(m.want, "noexec"))
+		}
+	}
+}
+
+// Status advertises user_namespaces_host_network exactly when a pod in its
+// own user namespace with the host's network really runs here: its
+// container is in a user namespace of its own and in the host's network
+// namespace.
+func TestUserNamespaceHostNetwork(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	st, err := h.Runtime.Status(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advertised := st.GetFeatures().GetUserNamespacesHostNetwork()
+	// Nothing more than a user namespace is needed: where pods may have
+	// one, they may have it with the host's network.
+	if userns := st.GetRuntimeHandlers()[0].GetFeatures().GetUserNamespaces(); advertised != userns {
+		t.Errorf("Status advertises user_namespaces_host_network %v, user_namespaces %v", advertised, userns)
+	}
+	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+	userns := &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping}
+	podCfg := huskdtest.PodConfig("userns-hostnet")
+	podCfg.LogDirectory = t.TempDir()
+	podCfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
+	podCfg.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+	works, why := func() (bool, string) {
+		pod, err := h.Runtime.RunPodSandbox(ctx, podCfg, "")
+		if err != nil {
+			return false, "RunPodSandbox: " + err.Error()
+		}
+		t.Cleanup(func() {
+			_ = h.Runtime.StopPodSandbox(context.Background(), pod)
+			_ = h.Runtime.RemovePodSandbox(context.Background(), pod)
+		})
+		cfg := ctrConfig("inside", "sleep", "1000")
+		cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
+		cfg.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+		id, err := h.Runtime.CreateContainer(ctx, pod, cfg, podCfg)
+		if err == nil {
+			err = h.Runtime.StartContainer(ctx, id)
+		}
+		if err != nil {
+			return false, "container: " + err.Error()
+		}
+		pid := ctrPid(t, h, id)
+		if huskdtest.NS(t, pid, "net") != huskdtest.NS(t, os.Getpid(), "net") {
+			return false, "the container is not in the host's network namespace"
+		}
+		if huskdtest.NS(t, pid, "user") == huskdtest.NS(t, os.Getpid(), "user") {
+			return false, "the container is in the host's user namespace"
+		}
+		// It reaches a server on the host's loopback, as root mapped to
+		// host ID 100000, and has a read-only /sys.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "from the host") }))
+		defer srv.Close()
+		out, stderr, err := h.Runtime.ExecSync(ctx, id, []string{"sh", "-c", "wget -q -O- " + srv.URL + "; echo; id -u; cat /proc/self/uid_map; ls /sys/class/net; grep ' /sys ' /proc/self/mountinfo"}, 20*time.Second)
+		if err != nil {
+			return false, fmt.Sprintf("exec: %v %s", err, stderr)
+		}
+		for _, want := range []string{"from the host\n0\n", "100000", "\nlo\n", " /sys ro,"} {
+			if !strings.Contains(string(out), want) {
+				return false, fmt.Sprintf("inside, output lacks %q:\n%s", want, out)
+			}
+		}
+		return true, "it runs"
+	}()
+	if works != advertised {
+		t.Errorf("Status advertises user_namespaces_host_network %v, but a pod with both: %s", advertised, why)
+	}
+	t.Logf("user_namespaces_host_network %v: %s", advertised, why)
 }

@@ -326,61 +326,76 @@ func usage(t *testing.T, h *huskdtest.Huskd) (uint64, uint64) {
 	return fs.GetUsedBytes().GetValue(), fs.GetInodesUsed().GetValue()
 }
 
+// RemoveImage by one tag removes the image with every tag, across
+// repositories (cri-api v0.37 api.proto, kubernetes#135710), and its
+// content; it is idempotent.
 func TestRemoveImage(t *testing.T) {
 	h, reg := imageHuskd(t, "")
 	ctx := context.Background()
 	img := images.Image(images.Config{}, images.Layer(images.File{Name: "data", Body: []byte(strings.Repeat("d", 100_000))}))
-	reg.Push(t, "test/rm:a", img)
-	reg.Push(t, "test/rm:b", img)
-	b0, i0 := usage(t, h)
-
-	var id string
-	for _, tag := range []string{"a", "b"} {
-		var err error
-		if id, err = h.Images.PullImage(ctx, spec("registry.k8s.io/test/rm:"+tag), nil, nil); err != nil {
-			t.Fatal(err)
-		}
+	refs := []string{"registry.k8s.io/test/rm:a", "registry.k8s.io/test/rm:b", "registry.k8s.io/other/rm:latest"}
+	for _, r := range refs {
+		reg.Push(t, strings.TrimPrefix(r, "registry.k8s.io/"), img)
 	}
+	b0, i0 := usage(t, h)
+	pullAll := func() string {
+		t.Helper()
+		var id string
+		for _, r := range refs {
+			var err error
+			if id, err = h.Images.PullImage(ctx, spec(r), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := imageInfo(t, h, id)
+		if got == nil || len(got.RepoTags) != len(refs) {
+			t.Fatalf("after pulling %v: %v", refs, got)
+		}
+		return id
+	}
+	id := pullAll()
 	b1, i1 := usage(t, h)
 	if b1 < b0+100_000 || i1 <= i0 {
 		t.Errorf("ImageFsInfo after pull: %d bytes %d inodes, before %d %d", b1, i1, b0, i0)
 	}
-	// By a tag while the image has another: only the tag goes.
-	if err := h.Images.RemoveImage(ctx, spec("registry.k8s.io/test/rm:a")); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := imageInfo(t, h, id)
-	if got == nil || !slices.Equal(got.RepoTags, []string{"registry.k8s.io/test/rm:b"}) {
-		t.Fatalf("after removing tag a: %v", got)
-	}
-	// By ID: the image with all its tags, and its content.
-	if err := h.Images.RemoveImage(ctx, spec(id)); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := imageInfo(t, h, id); got != nil {
-		t.Errorf("after removing by ID: %v", got)
-	}
-	if b2, i2 := usage(t, h); b2 != b0 || i2 != i0 {
-		t.Errorf("ImageFsInfo after remove: %d bytes %d inodes, want %d %d", b2, i2, b0, i0)
-	}
-	for _, d := range []string{"layers", "blobs/sha256"} {
-		if left, _ := os.ReadDir(filepath.Join(h.Root, "images", d)); len(left) != 0 {
-			t.Errorf("%s left: %v", d, left)
+	gone := func(by string) {
+		t.Helper()
+		if l, err := h.Images.ListImages(ctx, nil); err != nil || len(l) != 0 {
+			t.Errorf("ListImages after removing by %s: %v, %v", by, l, err)
+		}
+		for _, r := range append([]string{id}, refs...) {
+			if got, _ := imageInfo(t, h, r); got != nil {
+				t.Errorf("ImageStatus(%s) after removing by %s: %v", r, by, got)
+			}
+		}
+		if b2, i2 := usage(t, h); b2 != b0 || i2 != i0 {
+			t.Errorf("ImageFsInfo after removing by %s: %d bytes %d inodes, want %d %d", by, b2, i2, b0, i0)
+		}
+		for _, d := range []string{"layers", "blobs/sha256"} {
+			if left, _ := os.ReadDir(filepath.Join(h.Root, "images", d)); len(left) != 0 {
+				t.Errorf("%s left after removing by %s: %v", d, by, left)
+			}
 		}
 	}
-	// Idempotent; removing the last tag removes the image.
+	// By one tag of several: the image with all its tags.
+	if err := h.Images.RemoveImage(ctx, spec(refs[0])); err != nil {
+		t.Fatal(err)
+	}
+	gone("one tag")
+	// Idempotent, by the tag and by the ID.
+	for _, r := range []string{refs[0], id} {
+		if err := h.Images.RemoveImage(ctx, spec(r)); err != nil {
+			t.Errorf("second remove by %s: %v", r, err)
+		}
+	}
+	// By ID: the same.
+	if id2 := pullAll(); id2 != id {
+		t.Fatalf("pulled again: %s, first %s", id2, id)
+	}
 	if err := h.Images.RemoveImage(ctx, spec(id)); err != nil {
-		t.Errorf("second remove: %v", err)
-	}
-	if _, err := h.Images.PullImage(ctx, spec("registry.k8s.io/test/rm:a"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Images.RemoveImage(ctx, spec("registry.k8s.io/test/rm:a")); err != nil {
-		t.Fatal(err)
-	}
-	if l, _ := h.Images.ListImages(ctx, nil); len(l) != 0 {
-		t.Errorf("removing the last tag left %v", l)
-	}
+	gone("ID")
 }
 
 func TestImagesSurviveRestart(t *testing.T) {
