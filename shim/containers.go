@@ -168,7 +168,7 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 		return shimapi.ContainerState{}, err
 	}
 	if a.TTY {
-		master, err := recvFD(consoleSock, 10*time.Second)
+		master, err := shimapi.RecvFD(consoleSock, 10*time.Second)
 		if err != nil {
 			_ = s.runc(runcCall{args: []string{"delete", "--force", "--id=" + a.ID}})
 			return shimapi.ContainerState{}, fmt.Errorf("receiving the container's terminal: %w", err)
@@ -411,34 +411,6 @@ func (s *server) update(a shimapi.UpdateArgs) error {
 	}
 	defer os.Remove(f)
 	return s.runc(runcCall{args: []string{"update", "--id=" + a.ID, "--resources=" + f}})
-}
-
-// recvFD receives one descriptor sent over a unix socket (libcontainer
-// sends a container's pty master this way).
-func recvFD(sock *os.File, timeout time.Duration) (*os.File, error) {
-	if err := sock.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		// A socketpair from unix.Socketpair is blocking: poll instead.
-		n, perr := unix.Poll([]unix.PollFd{{Fd: int32(sock.Fd()), Events: unix.POLLIN}}, int(timeout/time.Millisecond))
-		if perr != nil || n == 0 {
-			return nil, fmt.Errorf("no terminal within %s", timeout)
-		}
-	}
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("expected one control message, got %d (%v)", len(msgs), err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, fmt.Errorf("expected one descriptor (%v)", err)
-	}
-	unix.CloseOnExec(fds[0])
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 // readOOMKills reads how many processes the OOM killer took from the
