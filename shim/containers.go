@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/errdefs/errkind"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -59,7 +60,7 @@ func (s *server) lookup(id string) (*ctr, error) {
 	defer s.mu.Unlock()
 	c, ok := s.ctrs[id]
 	if !ok {
-		return nil, fmt.Errorf("container %s not found in pod %s", id, s.opts.PodID)
+		return nil, errkind.Errorf(errkind.NotFound, "container %s not found in pod %s", id, s.opts.PodID)
 	}
 	return c, nil
 }
@@ -85,12 +86,12 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 	s.mu.Lock()
 	if _, ok := s.ctrs[a.ID]; ok {
 		s.mu.Unlock()
-		return shimapi.ContainerState{}, fmt.Errorf("container %s exists in pod %s", a.ID, s.opts.PodID)
+		return shimapi.ContainerState{}, errkind.Errorf(errkind.AlreadyExists, "container %s exists in pod %s", a.ID, s.opts.PodID)
 	}
 	select {
 	case <-s.stopping:
 		s.mu.Unlock()
-		return shimapi.ContainerState{}, fmt.Errorf("pod %s is stopping", s.opts.PodID)
+		return shimapi.ContainerState{}, errkind.Errorf(errkind.FailedPrecondition, "pod %s is stopping", s.opts.PodID)
 	default:
 	}
 	// Stop waits for creations in flight, so that none escapes it.
@@ -236,7 +237,7 @@ func (s *server) startContainer(id string) (shimapi.ContainerState, error) {
 		return shimapi.ContainerState{}, err
 	}
 	if st := s.stateOf(c); st.Status != shimapi.StatusCreated {
-		return st, fmt.Errorf("container %s is %s, not created", id, st.Status)
+		return st, errkind.Errorf(errkind.FailedPrecondition, "container %s is %s, not created", id, st.Status)
 	}
 	err = openExecFifo(filepath.Join(s.runcRoot(), id), c.exited)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -304,7 +305,7 @@ func (s *server) kill(c *ctr, timeout time.Duration) error {
 	case <-c.exited:
 		return nil
 	case <-time.After(timeout):
-		return fmt.Errorf("container %s still runs %s after SIGKILL", c.id, timeout)
+		return errkind.Errorf(errkind.Deadline, "container %s still runs %s after SIGKILL", c.id, timeout)
 	}
 }
 
@@ -392,7 +393,7 @@ func (s *server) reopenLog(id string) error {
 	}
 	// api.proto: a runtime that refuses must not create a new log file.
 	if st := s.stateOf(c); st.Status != shimapi.StatusRunning {
-		return fmt.Errorf("container %s is %s: its log is not reopened", id, st.Status)
+		return errkind.Errorf(errkind.FailedPrecondition, "container %s is %s: its log is not reopened", id, st.Status)
 	}
 	return c.log.Reopen()
 }
@@ -403,7 +404,7 @@ func (s *server) update(a shimapi.UpdateArgs) error {
 		return err
 	}
 	if st := s.stateOf(c); st.Status == shimapi.StatusExited {
-		return fmt.Errorf("container %s has exited", a.ID)
+		return errkind.Errorf(errkind.FailedPrecondition, "container %s has exited", a.ID)
 	}
 	f := filepath.Join(c.bundle, "resources.json")
 	if err := os.WriteFile(f, a.Resources, 0o600); err != nil {
@@ -453,29 +454,29 @@ func bytesLines(b []byte) [][]byte {
 func (v *service) CreateContainer(a shimapi.CreateContainerArgs, r *shimapi.ContainerState) error {
 	st, err := v.s.create(a)
 	*r = st
-	return err
+	return shimapi.EncodeError(err)
 }
 
 func (v *service) StartContainer(a shimapi.IDArgs, r *shimapi.ContainerState) error {
 	st, err := v.s.startContainer(a.ID)
 	*r = st
-	return err
+	return shimapi.EncodeError(err)
 }
 
 func (v *service) StopContainer(a shimapi.StopContainerArgs, r *shimapi.ContainerState) error {
 	st, err := v.s.stopContainer(a)
 	*r = st
-	return err
+	return shimapi.EncodeError(err)
 }
 
 func (v *service) RemoveContainer(a shimapi.IDArgs, _ *shimapi.Empty) error {
-	return v.s.removeContainer(a.ID)
+	return shimapi.EncodeError(v.s.removeContainer(a.ID))
 }
 
 func (v *service) ReopenLog(a shimapi.IDArgs, _ *shimapi.Empty) error {
-	return v.s.reopenLog(a.ID)
+	return shimapi.EncodeError(v.s.reopenLog(a.ID))
 }
 
 func (v *service) UpdateContainer(a shimapi.UpdateArgs, _ *shimapi.Empty) error {
-	return v.s.update(a)
+	return shimapi.EncodeError(v.s.update(a))
 }
