@@ -196,7 +196,7 @@ func (m *Manager) execTTY(ctx context.Context, c *Container, req shimapi.IOReque
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}
 	defer sess.Close()
-	master, err := recvFD(mine, 10*time.Second)
+	master, err := shimapi.RecvFD(mine, 10*time.Second)
 	if err != nil {
 		_ = sess.Kill()
 		return fmt.Errorf("exec in container %s: receiving its terminal: %w", c.ID, err)
@@ -301,36 +301,6 @@ func setWinsize(tty *os.File, sz TerminalSize) error {
 		err = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Col: sz.Width, Row: sz.Height})
 	})
 	return errors.Join(cerr, err)
-}
-
-// recvFD receives one descriptor sent over a unix socket.
-func recvFD(sock *os.File, timeout time.Duration) (*os.File, error) {
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(sock.Fd()), Events: unix.POLLIN}}, int(timeout/time.Millisecond))
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("nothing within %s", timeout)
-	}
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), make([]byte, 4096), oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("expected one control message (%v)", err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, fmt.Errorf("expected one descriptor (%v)", err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		return nil, err
-	}
-	// Non-blocking, so that closing it ends the copies that read it.
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 // Attach joins the caller's streams to a running container's: its output

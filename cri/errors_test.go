@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/errdefs/errkind"
+	"github.com/huskrt/husk/shim/shimapi"
 )
 
 func TestInterceptor(t *testing.T) {
@@ -50,6 +52,49 @@ func TestInterceptor(t *testing.T) {
 			}
 			if !strings.Contains(st.Message(), c.msg) {
 				t.Errorf("message %q lacks %q", st.Message(), c.msg)
+			}
+		})
+	}
+}
+
+// A condition the shim reports reaches kubelet with its code, not Unknown
+// (issue 14): the shim sends its kind with the text (shimapi.EncodeError)
+// and the client decodes it into the errdefs kind that the interceptor
+// maps.
+func TestShimErrorCodes(t *testing.T) {
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/StopContainer"}
+	cases := []struct {
+		shimErr error
+		code    codes.Code
+	}{
+		{errkind.Errorf(errkind.NotFound, "container c1 not found in pod p1"), codes.NotFound},
+		{errkind.Errorf(errkind.FailedPrecondition, "container c1 is exited: its log is not reopened"), codes.FailedPrecondition},
+		{errkind.Errorf(errkind.Deadline, "container c1 still runs 10s after SIGKILL"), codes.DeadlineExceeded},
+		{errkind.Errorf(errkind.AlreadyExists, "container c1 exists in pod p1"), codes.AlreadyExists},
+		{errkind.Errorf(errkind.InvalidArgument, "bad resources"), codes.InvalidArgument},
+		{errkind.Errorf(errkind.Unavailable, "x"), codes.Unavailable},
+		{errkind.Errorf(errkind.Unimplemented, "x"), codes.Unimplemented},
+		{errkind.Errorf(errkind.Unauthenticated, "x"), codes.Unauthenticated},
+		{errkind.Errorf(errkind.PermissionDenied, "x"), codes.PermissionDenied},
+		{errkind.Errorf(errkind.ResourceExhausted, "x"), codes.ResourceExhausted},
+		{errors.New("husk-runc update exited with code 1"), codes.Unknown},
+	}
+	for _, c := range cases {
+		t.Run(c.code.String(), func(t *testing.T) {
+			s := &Server{}
+			s.SetReady()
+			_, err := s.unaryInterceptor(context.Background(), nil, info, func(context.Context, any) (any, error) {
+				// What shimapi.Client returns for the shim's answer, as
+				// container/ wraps it.
+				fromShim := fmt.Errorf("shim Shim.StopContainer: %w", shimapi.DecodeError(shimapi.EncodeError(c.shimErr).Error()))
+				return nil, fmt.Errorf("stopping container c1: %w", fromShim)
+			})
+			st := status.Convert(err)
+			if st.Code() != c.code {
+				t.Errorf("code %v, want %v (%v)", st.Code(), c.code, err)
+			}
+			if want := "stopping container c1: shim Shim.StopContainer: " + c.shimErr.Error(); st.Message() != want {
+				t.Errorf("message %q, want %q", st.Message(), want)
 			}
 		})
 	}

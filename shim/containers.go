@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/errdefs/errkind"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -59,7 +60,7 @@ func (s *server) lookup(id string) (*ctr, error) {
 	defer s.mu.Unlock()
 	c, ok := s.ctrs[id]
 	if !ok {
-		return nil, fmt.Errorf("container %s not found in pod %s", id, s.opts.PodID)
+		return nil, errkind.Errorf(errkind.NotFound, "container %s not found in pod %s", id, s.opts.PodID)
 	}
 	return c, nil
 }
@@ -85,12 +86,12 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 	s.mu.Lock()
 	if _, ok := s.ctrs[a.ID]; ok {
 		s.mu.Unlock()
-		return shimapi.ContainerState{}, fmt.Errorf("container %s exists in pod %s", a.ID, s.opts.PodID)
+		return shimapi.ContainerState{}, errkind.Errorf(errkind.AlreadyExists, "container %s exists in pod %s", a.ID, s.opts.PodID)
 	}
 	select {
 	case <-s.stopping:
 		s.mu.Unlock()
-		return shimapi.ContainerState{}, fmt.Errorf("pod %s is stopping", s.opts.PodID)
+		return shimapi.ContainerState{}, errkind.Errorf(errkind.FailedPrecondition, "pod %s is stopping", s.opts.PodID)
 	default:
 	}
 	// Stop waits for creations in flight, so that none escapes it.
@@ -168,7 +169,7 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 		return shimapi.ContainerState{}, err
 	}
 	if a.TTY {
-		master, err := recvFD(consoleSock, 10*time.Second)
+		master, err := shimapi.RecvFD(consoleSock, 10*time.Second)
 		if err != nil {
 			_ = s.runc(runcCall{args: []string{"delete", "--force", "--id=" + a.ID}})
 			return shimapi.ContainerState{}, fmt.Errorf("receiving the container's terminal: %w", err)
@@ -236,7 +237,7 @@ func (s *server) startContainer(id string) (shimapi.ContainerState, error) {
 		return shimapi.ContainerState{}, err
 	}
 	if st := s.stateOf(c); st.Status != shimapi.StatusCreated {
-		return st, fmt.Errorf("container %s is %s, not created", id, st.Status)
+		return st, errkind.Errorf(errkind.FailedPrecondition, "container %s is %s, not created", id, st.Status)
 	}
 	err = openExecFifo(filepath.Join(s.runcRoot(), id), c.exited)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -304,7 +305,7 @@ func (s *server) kill(c *ctr, timeout time.Duration) error {
 	case <-c.exited:
 		return nil
 	case <-time.After(timeout):
-		return fmt.Errorf("container %s still runs %s after SIGKILL", c.id, timeout)
+		return errkind.Errorf(errkind.Deadline, "container %s still runs %s after SIGKILL", c.id, timeout)
 	}
 }
 
@@ -392,7 +393,7 @@ func (s *server) reopenLog(id string) error {
 	}
 	// api.proto: a runtime that refuses must not create a new log file.
 	if st := s.stateOf(c); st.Status != shimapi.StatusRunning {
-		return fmt.Errorf("container %s is %s: its log is not reopened", id, st.Status)
+		return errkind.Errorf(errkind.FailedPrecondition, "container %s is %s: its log is not reopened", id, st.Status)
 	}
 	return c.log.Reopen()
 }
@@ -403,7 +404,7 @@ func (s *server) update(a shimapi.UpdateArgs) error {
 		return err
 	}
 	if st := s.stateOf(c); st.Status == shimapi.StatusExited {
-		return fmt.Errorf("container %s has exited", a.ID)
+		return errkind.Errorf(errkind.FailedPrecondition, "container %s has exited", a.ID)
 	}
 	f := filepath.Join(c.bundle, "resources.json")
 	if err := os.WriteFile(f, a.Resources, 0o600); err != nil {
@@ -411,34 +412,6 @@ func (s *server) update(a shimapi.UpdateArgs) error {
 	}
 	defer os.Remove(f)
 	return s.runc(runcCall{args: []string{"update", "--id=" + a.ID, "--resources=" + f}})
-}
-
-// recvFD receives one descriptor sent over a unix socket (libcontainer
-// sends a container's pty master this way).
-func recvFD(sock *os.File, timeout time.Duration) (*os.File, error) {
-	if err := sock.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		// A socketpair from unix.Socketpair is blocking: poll instead.
-		n, perr := unix.Poll([]unix.PollFd{{Fd: int32(sock.Fd()), Events: unix.POLLIN}}, int(timeout/time.Millisecond))
-		if perr != nil || n == 0 {
-			return nil, fmt.Errorf("no terminal within %s", timeout)
-		}
-	}
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("expected one control message, got %d (%v)", len(msgs), err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, fmt.Errorf("expected one descriptor (%v)", err)
-	}
-	unix.CloseOnExec(fds[0])
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 // readOOMKills reads how many processes the OOM killer took from the
@@ -481,29 +454,29 @@ func bytesLines(b []byte) [][]byte {
 func (v *service) CreateContainer(a shimapi.CreateContainerArgs, r *shimapi.ContainerState) error {
 	st, err := v.s.create(a)
 	*r = st
-	return err
+	return shimapi.EncodeError(err)
 }
 
 func (v *service) StartContainer(a shimapi.IDArgs, r *shimapi.ContainerState) error {
 	st, err := v.s.startContainer(a.ID)
 	*r = st
-	return err
+	return shimapi.EncodeError(err)
 }
 
 func (v *service) StopContainer(a shimapi.StopContainerArgs, r *shimapi.ContainerState) error {
 	st, err := v.s.stopContainer(a)
 	*r = st
-	return err
+	return shimapi.EncodeError(err)
 }
 
 func (v *service) RemoveContainer(a shimapi.IDArgs, _ *shimapi.Empty) error {
-	return v.s.removeContainer(a.ID)
+	return shimapi.EncodeError(v.s.removeContainer(a.ID))
 }
 
 func (v *service) ReopenLog(a shimapi.IDArgs, _ *shimapi.Empty) error {
-	return v.s.reopenLog(a.ID)
+	return shimapi.EncodeError(v.s.reopenLog(a.ID))
 }
 
 func (v *service) UpdateContainer(a shimapi.UpdateArgs, _ *shimapi.Empty) error {
-	return v.s.update(a)
+	return shimapi.EncodeError(v.s.update(a))
 }

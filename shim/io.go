@@ -144,6 +144,8 @@ func readIORequest(conn *net.UnixConn) ([]*os.File, shimapi.IORequest, error) {
 	var req shimapi.IORequest
 	buf := make([]byte, shimapi.MaxIORequest)
 	oob := make([]byte, unix.CmsgSpace(4*4))
+	// ReadMsgUnix passes MSG_CMSG_CLOEXEC on Linux: the descriptors are
+	// never inheritable (as with shimapi.RecvFD).
 	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return nil, req, err

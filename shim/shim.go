@@ -423,5 +423,5 @@ func (v *service) Stop(a shimapi.StopArgs, r *shimapi.Snapshot) error {
 	klog.InfoS("Stopping pod", "podSandboxID", v.s.opts.PodID)
 	snap, err := v.s.stop(a.Timeout)
 	*r = snap
-	return err
+	return shimapi.EncodeError(err)
 }

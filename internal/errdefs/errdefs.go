@@ -11,67 +11,61 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/huskrt/husk/internal/errdefs/errkind"
 )
 
-// The kinds. Wrap them with %w; compare with errors.Is.
+// The kinds. Wrap them with %w; compare with errors.Is. They are the
+// values of package errkind, which husk-shim uses without grpc, so that a
+// kind the shim reports (shimapi decodes it) is the same kind here.
 var (
-	ErrInvalidArgument    = errors.New("invalid argument")
-	ErrNotFound           = errors.New("not found")
-	ErrAlreadyExists      = errors.New("already exists")
-	ErrFailedPrecondition = errors.New("failed precondition")
-	ErrUnavailable        = errors.New("unavailable")
-	ErrUnimplemented      = errors.New("not implemented")
-	ErrUnauthenticated    = errors.New("unauthenticated")
-	ErrPermissionDenied   = errors.New("permission denied")
+	ErrInvalidArgument    = errkind.InvalidArgument
+	ErrNotFound           = errkind.NotFound
+	ErrAlreadyExists      = errkind.AlreadyExists
+	ErrFailedPrecondition = errkind.FailedPrecondition
+	ErrUnavailable        = errkind.Unavailable
+	ErrUnimplemented      = errkind.Unimplemented
+	ErrUnauthenticated    = errkind.Unauthenticated
+	ErrPermissionDenied   = errkind.PermissionDenied
 	// ErrDeadline is a deadline of husk's own (a stalled pull), as opposed
 	// to the caller's context.DeadlineExceeded.
-	ErrDeadline = errors.New("deadline exceeded")
+	ErrDeadline = errkind.Deadline
 	// ErrResourceExhausted is content over one of the node's limits (an
 	// image larger than the store takes): retrying the same will not help.
-	ErrResourceExhausted = errors.New("resource exhausted")
+	ErrResourceExhausted = errkind.ResourceExhausted
 )
 
 // InvalidArgument returns an ErrInvalidArgument whose message names what was
 // wrong; field is the request field at fault, in the proto's snake_case.
 func InvalidArgument(field, format string, args ...any) error {
-	return &kindError{kind: ErrInvalidArgument, msg: field + ": " + fmt.Sprintf(format, args...)}
+	return errkind.Errorf(ErrInvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
 }
 
 // NotFound returns an ErrNotFound error with the given message.
 func NotFound(format string, args ...any) error {
-	return &kindError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+	return errkind.Errorf(ErrNotFound, format, args...)
 }
 
 // AlreadyExists returns an ErrAlreadyExists error with the given message.
 func AlreadyExists(format string, args ...any) error {
-	return &kindError{kind: ErrAlreadyExists, msg: fmt.Sprintf(format, args...)}
+	return errkind.Errorf(ErrAlreadyExists, format, args...)
 }
 
 // FailedPrecondition returns an ErrFailedPrecondition error with the given message.
 func FailedPrecondition(format string, args ...any) error {
-	return &kindError{kind: ErrFailedPrecondition, msg: fmt.Sprintf(format, args...)}
+	return errkind.Errorf(ErrFailedPrecondition, format, args...)
 }
 
 // ResourceExhausted returns an ErrResourceExhausted error with the given
 // message, which should name the limit.
 func ResourceExhausted(format string, args ...any) error {
-	return &kindError{kind: ErrResourceExhausted, msg: fmt.Sprintf(format, args...)}
+	return errkind.Errorf(ErrResourceExhausted, format, args...)
 }
 
 // Unavailable returns an ErrUnavailable error with the given message.
 func Unavailable(format string, args ...any) error {
-	return &kindError{kind: ErrUnavailable, msg: fmt.Sprintf(format, args...)}
+	return errkind.Errorf(ErrUnavailable, format, args...)
 }
-
-// kindError carries a kind without repeating it in the message: a client
-// reads "metadata.name: must not be empty", and the code says the rest.
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
 
 // Code is the gRPC code for err: the kind it wraps, or the context error it
 // wraps, or Unknown.

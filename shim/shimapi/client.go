@@ -2,6 +2,7 @@ package shimapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/rpc"
@@ -33,6 +34,11 @@ func (c *Client) call(ctx context.Context, method string, args, reply any) error
 	call := c.c.Go(method, args, reply, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
+		var remote rpc.ServerError
+		if errors.As(call.Error, &remote) {
+			// The shim's own answer: keep its kind (see EncodeError).
+			return fmt.Errorf("shim %s: %w", method, DecodeError(string(remote)))
+		}
 		if call.Error != nil {
 			return fmt.Errorf("shim %s: %w", method, call.Error)
 		}
