@@ -198,9 +198,14 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		return fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
 	}
 	var u undo.Stack
+	dir := m.dir(id)
+	bundle := bundleDir(m.sandboxes, sb.ID, id)
 	defer func() {
-		if retErr != nil {
-			u.Run(ctx, "CreateContainer", "podSandboxID", sb.ID, "containerID", id)
+		if retErr == nil {
+			return
+		}
+		if uerr := u.Run(ctx, "CreateContainer", "podSandboxID", sb.ID, "containerID", id); uerr != nil {
+			retErr = m.keepFailed(failedCreate{id: id, name: name, sb: sb, cfg: cfg, imageID: img.ID, start: start, dir: dir, bundle: bundle}, retErr, uerr)
 		}
 	}()
 
@@ -208,18 +213,16 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err != nil {
 		return err
 	}
-	u.Add(func(context.Context) error { return m.images.Release(id) })
+	u.AddRecord(func(context.Context) error { return m.images.Release(id) })
 	imgCfg, err := m.imageConfig(img.ID)
 	if err != nil {
 		return err
 	}
 	users := readUserDB(layers)
 
-	dir := m.dir(id)
-	bundle := bundleDir(m.sandboxes, sb.ID, id)
 	rootfs := filepath.Join(bundle, "rootfs")
-	u.Add(func(context.Context) error { return os.RemoveAll(dir) })
-	u.Add(func(context.Context) error { return os.RemoveAll(bundle) })
+	u.AddRecord(func(context.Context) error { return os.RemoveAll(dir) })
+	u.AddRecord(func(context.Context) error { return os.RemoveAll(bundle) })
 	if err := makeContainerDirs(sb, dir, bundle); err != nil {
 		return err
 	}
@@ -324,9 +327,9 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		if err != nil {
 			return err
 		}
-		u.Add(func(context.Context) error {
+		u.Add(func(ctx context.Context) error {
 			return m.sandboxes.WithShim(sb.ID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
-				return sc.RemoveContainer(context.Background(), id)
+				return sc.RemoveContainer(ctx, id)
 			})
 		})
 		return nil
@@ -463,7 +466,7 @@ func (m *Manager) mountImageVolume(id, bundle string, i int, mnt *runtime.Mount,
 	if err != nil {
 		return "", "", err
 	}
-	u.Add(func(context.Context) error { return m.images.Release(owner) })
+	u.AddRecord(func(context.Context) error { return m.images.Release(owner) })
 	// The volume's root is its top layer's; the mount point's mode is
 	// hidden under it. runc opens the source on the host's side where the
 	// container's init cannot reach it (a pod in its own user namespace).

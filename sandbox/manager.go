@@ -375,8 +375,11 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	}
 	var u undo.Stack
 	defer func() {
-		if retErr != nil {
-			u.Run(ctx, "RunPodSandbox", "podSandboxID", id)
+		if retErr == nil {
+			return
+		}
+		if uerr := u.Run(ctx, "RunPodSandbox", "podSandboxID", id); uerr != nil {
+			retErr = m.keepFailed(sb, retErr, uerr)
 		}
 	}()
 
@@ -386,14 +389,16 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := os.Mkdir(rootDir, 0o700); err != nil {
 		return err
 	}
-	u.Add(func(context.Context) error { return os.RemoveAll(rootDir) })
+	u.AddRecord(func(context.Context) error { return os.RemoveAll(rootDir) })
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
 	}
 	if err := MkdirPod(sb, stateDir); err != nil {
 		return err
 	}
-	u.Add(func(context.Context) error { return os.RemoveAll(stateDir) })
+	// Kept with the record: the shim's pid file, the pins and the
+	// snapshot are what a later removal kills and unmounts by.
+	u.AddRecord(func(context.Context) error { return os.RemoveAll(stateDir) })
 	// The shim starts now and waits for go (step 5), so that its exec and
 	// start-up overlap steps 2 to 4.
 	shim, err := m.launchShim(id, stateDir)
@@ -491,6 +496,29 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	klog.InfoS("Pod sandbox ready", "podSandboxID", id, "pod", name, "pausePid", pausePID,
 		"shimPid", shimPID, "duration", time.Since(start))
 	return nil
+}
+
+// keepFailed keeps, as a NotReady pod, a sandbox whose creation failed
+// with err and whose rollback failed with undoErr: its record is all that
+// knows what is left (a lease whose CNI DEL failed, a process, a mount).
+// kubelet sees it in ListPodSandbox and removes it; RemovePodSandbox
+// finishes the job as for any pod that was never stopped (forceStop, CNI
+// DEL, the files). The name is released all the same, so that kubelet's
+// retry can make a new sandbox meanwhile. It returns the call's error.
+func (m *Manager) keepFailed(sb *Sandbox, err, undoErr error) error {
+	kept := sb.clone()
+	kept.State, kept.Stopped, kept.NetworkDown = StateNotReady, false, false
+	kept.Reason = "RunPodSandbox failed and so did its rollback: " + undoErr.Error()
+	if werr := writeRecord(m.rootDir(sb.ID), kept); werr != nil {
+		klog.ErrorS(werr, "Recording a sandbox whose rollback failed", "podSandboxID", sb.ID)
+	}
+	p := &pod{id: sb.ID, rootDir: m.rootDir(sb.ID)}
+	p.cur.Store(kept)
+	m.mu.Lock()
+	m.pods[sb.ID] = p
+	m.mu.Unlock()
+	klog.InfoS("Keeping a sandbox whose rollback failed, NotReady, for RemovePodSandbox", "podSandboxID", sb.ID, "pod", sb.Name)
+	return fmt.Errorf("%w (its rollback failed too: pod sandbox %s is kept NotReady until RemovePodSandbox: %v)", err, sb.ID, undoErr)
 }
 
 // forceStop kills a pod's processes without its shim's help: the shim

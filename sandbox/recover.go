@@ -54,10 +54,17 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 		if sb.State == StateCreating {
 			klog.InfoS("Rolling back a RunPodSandbox interrupted by a restart", "podSandboxID", id)
-			if err := m.teardown(ctx, sb); err != nil {
-				klog.ErrorS(err, "Rolling back an interrupted sandbox", "podSandboxID", id)
+			err := m.teardown(ctx, sb)
+			if err == nil {
+				continue
 			}
-			continue
+			// As after a failed rollback in RunPodSandbox (keepFailed): the
+			// pod is listed NotReady until RemovePodSandbox finishes.
+			klog.ErrorS(err, "Rolling back an interrupted sandbox; keeping it NotReady for RemovePodSandbox", "podSandboxID", id)
+			sb.State, sb.Reason = StateNotReady, "RunPodSandbox interrupted by a restart, and its rollback failed: "+err.Error()
+			if werr := writeRecord(m.rootDir(id), sb); werr != nil {
+				klog.ErrorS(werr, "Recording a sandbox whose rollback failed", "podSandboxID", id)
+			}
 		}
 		m.securePodDirs(sb)
 		p := &pod{id: id, rootDir: m.rootDir(id)}

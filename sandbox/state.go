@@ -15,8 +15,8 @@ import (
 //	     │
 //	     ▼
 //	┌─Creating──────fail──────▶ (rolled back: gone)
-//	│    │ ok
-//	│    ▼
+//	│    │ ok  └──fail, and so did a rollback step─────────────┐
+//	│    ▼                                                     ▼
 //	│  Ready ──StopPodSandbox / pause exited / shim died──▶ NotReady
 //	│    │                                                     │
 //	│    └───────────────RemovePodSandbox (stops first)────────┤

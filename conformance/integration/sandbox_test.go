@@ -472,14 +472,17 @@ func TestNameReservation(t *testing.T) {
 // slowShim starts huskd with a shim that takes a while to start, so that a
 // RunPodSandbox outlives its caller's deadline as it can on a loaded node.
 func slowShim(t *testing.T, delay time.Duration) *huskdtest.Huskd {
-	bin := huskdtest.Bin(t)
-	dir := t.TempDir()
-	wrapper := filepath.Join(dir, "slow-shim")
-	script := fmt.Sprintf("#!/bin/sh\nsleep %.1f\nexec %s \"$@\"\n", delay.Seconds(), filepath.Join(bin, "husk-shim"))
+	return huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[runtime]\nshim_path = %q\n", slowShimPath(t, delay)))...)
+}
+
+// slowShimPath writes a shim that sleeps delay before it starts.
+func slowShimPath(t *testing.T, delay time.Duration) string {
+	wrapper := filepath.Join(t.TempDir(), "slow-shim")
+	script := fmt.Sprintf("#!/bin/sh\nsleep %.1f\nexec %s \"$@\"\n", delay.Seconds(), filepath.Join(huskdtest.Bin(t), "husk-shim"))
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[runtime]\nshim_path = %q\n", wrapper))...)
+	return wrapper
 }
 
 func TestRetryOfTimedOutRunPodSandbox(t *testing.T) {
