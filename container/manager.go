@@ -83,16 +83,35 @@ type Container struct {
 
 	// State is what the shim last reported.
 	State shimapi.ContainerState
+	// seq is the Seq of the newest shim snapshot State was taken from.
+	seq uint64
 }
 
 type entry struct {
-	// mu serialises lifecycle calls on one container.
+	// mu serialises lifecycle calls on one container. They hold it across
+	// calls to the shim, which snapshots must not wait for: the published
+	// state has its own lock, statusMu.
 	mu      sync.Mutex
 	removed bool
-	cur     atomic.Pointer[Container]
+
+	// statusMu orders the changes of cur, all made by update.
+	statusMu sync.Mutex
+	cur      atomic.Pointer[Container]
 }
 
-func (e *entry) publish(fn func(*Container)) *Container {
+func newEntry(c *Container) *entry {
+	e := &entry{}
+	e.cur.Store(c)
+	return e
+}
+
+// update publishes a copy of the current container changed by fn, and
+// returns it. It is the only writer of cur: fn sees the state as it is,
+// so no change is lost to another made meanwhile (a shim snapshot against
+// Stop's reply, or against UpdateResources' new resources).
+func (e *entry) update(fn func(*Container)) *Container {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
 	c := *e.cur.Load()
 	fn(&c)
 	e.cur.Store(&c)
@@ -341,8 +360,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err := writeRecord(dir, c); err != nil {
 		return err
 	}
-	e := &entry{}
-	e.cur.Store(c)
+	e := newEntry(c)
 	m.mu.Lock()
 	m.ctrs[id] = e
 	m.mu.Unlock()
@@ -533,7 +551,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	return m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
 		st, err := sc.StartContainer(ctx, c.ID)
-		e.publish(func(x *Container) { x.State = newer(x.State, st) })
+		e.update(func(x *Container) { report(x, st, 0) })
 		if err != nil {
 			return fmt.Errorf("starting container %s: %w", c.ID, err)
 		}
@@ -564,7 +582,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	}
 	err = m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
 		st, err := sc.StopContainer(ctx, shimapi.StopContainerArgs{ID: c.ID, Signal: sig, Timeout: timeout})
-		e.publish(func(x *Container) { x.State = newer(x.State, st) })
+		e.update(func(x *Container) { report(x, st, 0) })
 		return err
 	})
 	if errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -582,30 +600,40 @@ func (m *Manager) killWithoutShim(e *entry) error {
 	if err := sandbox.DestroyCgroup(c.CgroupPath, 10*time.Second); err != nil {
 		return err
 	}
-	if c.State.Status != shimapi.StatusExited {
-		e.publish(func(x *Container) { x.State = unknownExit(x.State, "the pod's shim is gone") })
-	}
+	e.update(func(x *Container) { unknownExit(x, "the pod's shim is gone") })
 	return nil
 }
 
-// unknownExit is the state of a container whose end nobody saw.
-func unknownExit(st shimapi.ContainerState, why string) shimapi.ContainerState {
+// unknownExit records that a container ended where nobody saw it, unless
+// its exit is known already.
+func unknownExit(c *Container, why string) {
+	if c.State.Status == shimapi.StatusExited {
+		return
+	}
+	st := &c.State
 	st.Status, st.ExitCode, st.Reason, st.Message = shimapi.StatusExited, 255, "Unknown", why
 	if st.FinishedAt.IsZero() {
 		st.FinishedAt = time.Now()
 	}
-	return st
 }
 
 var statusRank = map[string]int{shimapi.StatusCreated: 1, shimapi.StatusRunning: 2, shimapi.StatusExited: 3}
 
-// newer returns next unless it would move the container back in its life
-// (a snapshot older than a reply).
-func newer(cur, next shimapi.ContainerState) shimapi.ContainerState {
-	if next.ID == "" || statusRank[next.Status] < statusRank[cur.Status] {
-		return cur
+// report applies what the shim said of a container: next, from snapshot
+// seq, or from a reply to a call when seq is 0. A container never goes
+// back in its life (created, running, exited): a report that would move
+// it back is ignored, and so is a snapshot older than one applied already
+// (a pod's last snapshot read back from its file after the monitor's).
+// Replies carry no Seq; the shim answers a call after the change it made,
+// so a reply is never older than the snapshots that came before it, and
+// the order of the statuses is all it is checked against. Only State
+// changes: the resources UpdateResources recorded stay.
+func report(c *Container, next shimapi.ContainerState, seq uint64) {
+	if next.ID != c.ID || statusRank[next.Status] < statusRank[c.State.Status] || seq != 0 && seq < c.seq {
+		return
 	}
-	return next
+	c.State = next
+	c.seq = max(c.seq, seq)
 }
 
 // Remove removes a container, killing it first if it runs. api.proto:
@@ -701,17 +729,19 @@ func (m *Manager) Snapshot(podID string, snap shimapi.Snapshot, shimGone bool) {
 		c := e.cur.Load()
 		seen[c.ID] = true
 		st, ok := known[c.ID]
-		switch {
-		case ok:
-			if st != c.State {
-				e.publish(func(x *Container) { x.State = newer(x.State, st) })
-			}
-			if shimGone && st.Status != shimapi.StatusExited {
-				e.publish(func(x *Container) { x.State = unknownExit(x.State, "the pod's shim is gone") })
-			}
-		case shimGone && c.State.Status != shimapi.StatusExited:
-			e.publish(func(x *Container) { x.State = unknownExit(x.State, "the pod's shim is gone") })
+		if !shimGone && (!ok || st == c.State) {
+			// Nothing new: the container keeps its published pointer, which
+			// the list caches in cri/ compare.
+			continue
 		}
+		e.update(func(x *Container) {
+			if ok {
+				report(x, st, snap.Seq)
+			}
+			if shimGone {
+				unknownExit(x, "the pod's shim is gone")
+			}
+		})
 	}
 	if !shimGone {
 		var orphans []string
@@ -769,7 +799,7 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, res *runtime.L
 	if err != nil {
 		return fmt.Errorf("updating container %s: %w", c.ID, err)
 	}
-	next := e.publish(func(x *Container) { x.Resources = mergeResources(x.Resources, res) })
+	next := e.update(func(x *Container) { x.Resources = mergeResources(x.Resources, res) })
 	return writeRecord(m.dir(c.ID), next)
 }
 
@@ -875,9 +905,7 @@ func (m *Manager) Load() error {
 			klog.ErrorS(err, "Unreadable or invalid container record; leaving it alone", "containerID", d.Name())
 			continue
 		}
-		e := &entry{}
-		e.cur.Store(c)
-		m.ctrs[c.ID] = e
+		m.ctrs[c.ID] = newEntry(c)
 		m.names.Restore(c.Name, c.ID)
 	}
 	return nil
@@ -909,8 +937,11 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		}
 		if c.State.Status == "" {
 			e, _ := m.lookup(c.ID)
-			e.publish(func(x *Container) {
-				x.State = unknownExit(shimapi.ContainerState{ID: x.ID, CreatedAt: x.CreatedAt}, "no shim reported it")
+			e.update(func(x *Container) {
+				if x.State.Status == "" {
+					x.State = shimapi.ContainerState{ID: x.ID, CreatedAt: x.CreatedAt}
+					unknownExit(x, "no shim reported it")
+				}
 			})
 		}
 	}
