@@ -37,8 +37,9 @@ func (m *Manager) keepFailed(f failedCreate, err, undoErr error) error {
 		ID: f.id, PodID: f.sb.ID, Name: f.name, Config: f.cfg, ImageID: f.imageID, CreatedAt: f.start,
 		Bundle: f.bundle, CgroupPath: path.Join(f.sb.CgroupParent(), f.id),
 		StopSignal: "SIGKILL", // nothing of it is meant to run
-		State:      unknownExit(shimapi.ContainerState{ID: f.id, CreatedAt: f.start}, why),
+		State:      shimapi.ContainerState{ID: f.id, CreatedAt: f.start},
 	}
+	unknownExit(c, why)
 	// Every image volume's lease: removal releases them by index, and
 	// releasing one never taken is no error.
 	for i, mnt := range f.cfg.GetMounts() {
@@ -58,8 +59,7 @@ func (m *Manager) keepFailed(f failedCreate, err, undoErr error) error {
 		// record.
 		klog.ErrorS(werr, "Recording a container whose rollback failed", "podSandboxID", f.sb.ID, "containerID", f.id)
 	}
-	e := &entry{}
-	e.cur.Store(c)
+	e := newEntry(c)
 	m.mu.Lock()
 	m.ctrs[f.id] = e
 	m.mu.Unlock()
