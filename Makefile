@@ -17,7 +17,7 @@ RUNC_TAGS    := seccomp netgo osusergo
 RUNC_LDFLAGS := -s -w -X main.version=$(VERSION) -extldflags -static
 GO_LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build deps run install test conformance bench clean fuzz
+.PHONY: all build deps run install test conformance bench clean fuzz race-build
 
 all: build
 
@@ -63,16 +63,34 @@ install: build
 # seconds after) running a static pod; and critest.
 TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYBOX=$(TOOLS)/busybox/bin/busybox HUSK_CRITEST=$(TOOLS)/bin/critest HUSK_KUBELET=$(TOOLS)/bin/kubelet HUSK_APPARMOR=$(TOOLS)/apparmor
 
+# The unit tests run under the race detector; the integration tests once,
+# against a huskd and husk-shim built with -race (husk-runc and the pause
+# are those of bin/), and huskdtest fails a test whose huskd or shims
+# reported a race. critest and the kubelet test run the release binaries.
 # critest runs last and alone: its pods and the other tests' would
 # compete for the machine's two cores.
-test: deps build
+RACE_BIN      := bin-race
+RACE_TEST_ENV := $(subst HUSK_BIN=$(CURDIR)/$(BIN),HUSK_BIN=$(CURDIR)/$(RACE_BIN),$(TEST_ENV))
+UNIT_PKGS      = $$($(GO) list ./... | grep -v '/conformance/')
+INTEGRATION_PKGS = $$($(GO) list ./conformance/... | grep -v '/conformance/critest$$')
+
+test: deps build race-build
 	./scripts/kubelet.sh
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
-	$(TEST_ENV) $(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/conformance/critest$$')
+	$(TOOLS)/bin/staticcheck ./...
+	$(TEST_ENV) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m $(UNIT_PKGS)
+	$(RACE_TEST_ENV) $(GO) test -count=1 -timeout 30m $(INTEGRATION_PKGS)
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory conformance
+
+race-build: build
+	@mkdir -p $(RACE_BIN)
+	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags '-X main.version=$(VERSION)-race' -o $(RACE_BIN)/huskd ./cmd/huskd
+	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags '-X main.version=$(VERSION)-race' -o $(RACE_BIN)/husk-shim ./cmd/husk-shim
+	ln -sf ../$(BIN)/husk-runc $(RACE_BIN)/husk-runc
+	ln -sf ../$(BIN)/husk-pause $(RACE_BIN)/husk-pause
 
 # Fuzz targets `make test` runs for FUZZTIME each: one "package:Target" a
 # line. (`go test` takes one -fuzz target at a time.)
@@ -112,4 +130,4 @@ bench: build
 	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 clean:
-	rm -rf $(BIN) $(TOOLS)
+	rm -rf $(BIN) $(RACE_BIN) $(TOOLS)

@@ -207,6 +207,7 @@ func parseDeprecatedProfile(s, field string) (*runtime.SecurityProfile, error) {
 // containers are never filtered.
 func seccompProfile(in SpecInput, s *specs.Spec) (*specs.LinuxSeccomp, error) {
 	sc := in.Config.GetLinux().GetSecurityContext()
+	//lint:ignore SA1019 kubelets before 1.19's fields are still honoured, after the new one
 	p, field, err := securityProfile(sc.GetSeccomp(), fieldSC+".seccomp", sc.GetSeccompProfilePath(), fieldSC+".seccomp_profile_path")
 	if err != nil || p == nil || sc.GetPrivileged() {
 		return nil, err
@@ -270,6 +271,7 @@ func localhostSeccomp(in SpecInput, s *specs.Spec, ref, field string) (*specs.Li
 // AppArmor (seccomp and capabilities still apply) and a Localhost profile,
 // which the admin must have loaded, is refused.
 func apparmorProfile(sc *runtime.LinuxContainerSecurityContext, node NodeInfo) (string, error) {
+	//lint:ignore SA1019 kubelets before 1.30's field is still honoured, after the new one
 	p, field, err := securityProfile(sc.GetApparmor(), fieldSC+".apparmor", sc.GetApparmorProfile(), fieldSC+".apparmor_profile")
 	if err != nil {
 		return "", err

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the deprecated seccomp and AppArmor fields are still honoured; these tests cover them
+
 package container
 
 import (

@@ -74,7 +74,7 @@ func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	tooLarge := errTooLarge{what: lim.what, limit: lim.limit, why: lim.why}
+	tooLarge := errTooLarge(lim)
 	if resp.ContentLength > lim.limit {
 		resp.Body.Close()
 		return nil, tooLarge

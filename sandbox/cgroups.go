@@ -92,17 +92,3 @@ func removeEmptyCgroup(p string) error {
 	}
 	return first
 }
-
-// cgroupExists reports whether the cgroup at p exists in any hierarchy.
-func cgroupExists(p string) bool {
-	m, err := cgroupManager(p)
-	if err != nil {
-		return false
-	}
-	for _, dir := range m.GetPaths() {
-		if _, err := os.Stat(dir); err == nil {
-			return true
-		}
-	}
-	return false
-}

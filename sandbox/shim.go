@@ -60,6 +60,10 @@ func (m *Manager) launchShim(id, dir string) (*shimStart, error) {
 	// One P is plenty for a process that mostly sleeps, and each P keeps
 	// its own cache of heap spans.
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+	// A race-built shim (make test) reports where huskd's reports go.
+	if v, ok := os.LookupEnv("GORACE"); ok {
+		cmd.Env = append(cmd.Env, "GORACE="+v)
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = []*os.File{w, goR} // shimapi.SyncFD, shimapi.GoFD

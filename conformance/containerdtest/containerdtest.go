@@ -104,8 +104,10 @@ oom_score = 0
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(c.Sock); err == nil {
+			//lint:ignore SA1019 the builder only renames these; their defaults are the ones wanted
 			c.Runtime, err = remote.NewRemoteRuntimeService(context.Background(), "unix://"+c.Sock, 2*time.Minute, nil, false)
 			if err == nil {
+				//lint:ignore SA1019 the builder only renames these; their defaults are the ones wanted
 				c.Images, err = remote.NewRemoteImageService(context.Background(), "unix://"+c.Sock, 2*time.Minute, nil, false)
 			}
 			if err == nil {

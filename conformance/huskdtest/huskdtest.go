@@ -179,6 +179,9 @@ func (h *Huskd) Launch() {
 	args := append([]string{"--root", h.Root, "--state", h.State, "--listen", h.Sock, "--config", "/dev/null", "-v", "4"}, h.Args...)
 	h.cmd = exec.Command(filepath.Join(h.Bin, "huskd"), args...)
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	// With race-built binaries (make test), huskd's and its shims' race
+	// reports go to files that cleanup turns into a failure.
+	h.cmd.Env = append(os.Environ(), raceEnv(h.Dir))
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -216,10 +219,12 @@ func (h *Huskd) WaitReady() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.conn, h.Raw, h.RawImages = conn, raw, runtime.NewImageServiceClient(conn)
+	//lint:ignore SA1019 the builder only renames these; their defaults are the ones wanted
 	h.Runtime, err = remote.NewRemoteRuntimeService(context.Background(), "unix://"+h.Sock, 2*time.Minute, nil, false)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	//lint:ignore SA1019 the builder only renames these; their defaults are the ones wanted
 	h.Images, err = remote.NewRemoteImageService(context.Background(), "unix://"+h.Sock, 2*time.Minute, nil, false)
 	if err != nil {
 		h.t.Fatal(err)
@@ -312,11 +317,38 @@ func (h *Huskd) cleanup() {
 		h.t.Errorf("left on the node after all pods were removed:\n  %s\nhuskd log:\n%s", strings.Join(leaks, "\n  "), h.Log())
 		h.forceClean()
 	}
+	if races := h.RaceReports(); len(races) > 0 {
+		h.t.Errorf("the race detector reported in huskd or a shim:\n%s", strings.Join(races, "\n"))
+	}
 	if h.t.Failed() {
 		h.t.Logf("huskd log kept in %s", h.LogPath)
 		return
 	}
 	_ = os.RemoveAll(h.Dir)
+}
+
+// raceEnv makes race-built binaries write their reports to race.<pid>
+// files in dir, and go on (a halted huskd would hide the report behind
+// the failures it causes).
+func raceEnv(dir string) string { return "GORACE=log_path=" + filepath.Join(dir, "race") }
+
+// RaceReports returns the race detector's reports of huskd and its shims
+// (when they are race-built; GORACE's log_path is set for them), each
+// capped at 8 KiB.
+func (h *Huskd) RaceReports() []string {
+	files, _ := filepath.Glob(filepath.Join(h.Dir, "race.*"))
+	var reports []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		if len(b) > 8<<10 {
+			b = append(b[:8<<10], "..."...)
+		}
+		reports = append(reports, f+":\n"+string(b))
+	}
+	return reports
 }
 
 // Leaks lists what of the pods is still on the node: mounts under the

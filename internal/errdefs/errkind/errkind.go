@@ -5,6 +5,8 @@
 // uses errdefs.
 package errkind
 
+//lint:file-ignore ST1012 the kinds are named for the gRPC codes they become; errdefs names them ErrX
+
 import (
 	"errors"
 	"fmt"
