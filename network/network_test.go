@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -126,16 +127,23 @@ func TestBuiltinLeavesOutWhatAPodDoesNotNeed(t *testing.T) {
 }
 
 func TestWaitForPlugins(t *testing.T) {
-	cmd := exec.Command("sleep", "0.3")
+	// The plugin runs until killed, so that it is still there to be seen
+	// however slow the machine; it is killed while waitForPlugins waits.
+	cmd := exec.Command("sleep", "1000")
 	cmd.Env = []string{"CNI_CONTAINERID=test-waits-for-me"}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
 	if !pluginRunning([]byte("CNI_CONTAINERID=test-waits-for-me\x00")) {
 		t.Fatal("a process with the pod's CNI_CONTAINERID is not seen")
 	}
+	go func() {
+		time.Sleep(300 * time.Millisecond) // a pace, not a guess: waitForPlugins must wait however long
+		_ = cmd.Process.Kill()
+	}()
 	waitForPlugins(context.Background(), "test-waits-for-me")
 	// Exited: a zombie at most, until Wait reaps it.
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err == nil && !strings.Contains(string(st), ") Z ") {

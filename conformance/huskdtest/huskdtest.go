@@ -517,11 +517,18 @@ func mountsUnder(dir string) []string {
 // forceClean removes what a failed test left, so that one failure does not
 // spill into the next test.
 func (h *Huskd) forceClean() {
-	for _, p := range h.Processes() {
-		pid, _ := strconv.Atoi(strings.Fields(p)[0])
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	// Killed until none is left (or 30s pass): a process still dying holds
+	// the mounts and cgroups removed below.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		ps := h.Processes()
+		if len(ps) == 0 {
+			break
+		}
+		for _, p := range ps {
+			pid, _ := strconv.Atoi(strings.Fields(p)[0])
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
-	time.Sleep(100 * time.Millisecond)
 	ms := mountsUnder(h.Dir)
 	for i := len(ms) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(ms[i], syscall.MNT_DETACH)

@@ -57,7 +57,7 @@ func TestContainerLifecycle(t *testing.T) {
 	if err := h.Runtime.StartContainer(ctx, id); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("second start: %v, want FailedPrecondition", err)
 	}
-	huskdtest.Eventually(t, 5*time.Second, "both lines are logged", func() bool {
+	huskdtest.Eventually(t, 30*time.Second, "both lines are logged", func() bool {
 		l := logText(t, st.LogPath)
 		return strings.Contains(l, "stdout hello\n") && strings.Contains(l, "stderr oops\n")
 	})
@@ -133,7 +133,7 @@ func TestStopTimeoutThenKill(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	pod, podCfg := podWithLogs(t, h, "stopper", nil)
 	id := runCtr(t, h, pod, podCfg, ctrConfig("stubborn", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"))
-	huskdtest.Eventually(t, 5*time.Second, "the trap is set", func() bool {
+	huskdtest.Eventually(t, 30*time.Second, "the trap is set", func() bool {
 		return strings.Contains(logText(t, filepath.Join(podCfg.LogDirectory, "stubborn.log")), "ready")
 	})
 	start := time.Now()
@@ -152,7 +152,7 @@ func TestStopTimeoutThenKill(t *testing.T) {
 	cfg := ctrConfig("usr1", "sh", "-c", "trap 'echo got USR1; exit 3' USR1; echo ready; while :; do sleep 0.1; done")
 	cfg.StopSignal = runtime.Signal_SIGNAL_SIGUSR1
 	id = runCtr(t, h, pod, podCfg, cfg)
-	huskdtest.Eventually(t, 5*time.Second, "the trap is set", func() bool {
+	huskdtest.Eventually(t, 30*time.Second, "the trap is set", func() bool {
 		return strings.Contains(logText(t, filepath.Join(podCfg.LogDirectory, "usr1.log")), "ready")
 	})
 	if err := h.Runtime.StopContainer(context.Background(), id, 10); err != nil {
@@ -167,25 +167,31 @@ func TestContainerSharesThePodPIDNamespace(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	pod, podCfg := podWithLogs(t, h, "pidpod", nil)
 	_, info := h.PodInfo(pod)
-	// The subshell's sleep is orphaned at once and re-parented to PID 1.
+	// The subshell forks the sleep, prints its pid and exits: by the time
+	// $(...) returns, the sleep is orphaned and re-parented to PID 1,
+	// whether or not it has exec'd yet, so no guess at timing is needed.
+	// Killed, it leaves a zombie for the pause to reap.
 	st, out := runToExit(t, h, pod, podCfg, ctrConfig("ps", "sh", "-c",
-		"tr '\\0' ' ' < /proc/1/cmdline; echo; (sleep 0.3 </dev/null >/dev/null 2>&1 &); sleep 0.1; echo orphan-parent=$(cat /proc/$(pidof sleep | cut -d' ' -f1)/stat | cut -d' ' -f4)"))
+		"tr '\\0' ' ' < /proc/1/cmdline; echo; o=$( (sleep 1000 </dev/null >/dev/null 2>&1 & echo $!) ); echo orphan-parent=$(cut -d' ' -f4 /proc/$o/stat); kill -9 $o"))
 	if st.ExitCode != 0 || !strings.Contains(out, "stdout /pause \n") || !strings.Contains(out, "orphan-parent=1\n") {
 		t.Errorf("exit %d, output:\n%s\nwant pause as PID 1 and the orphan re-parented to it", st.ExitCode, out)
 	}
-	time.Sleep(time.Second)
 	// Nothing is left a zombie in the pod's PID namespace.
-	for _, e := range mustReadDir(t, "/proc") {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); ns == huskdtest.NS(t, info.Pid, "pid") && !huskdtest.Alive(pid) {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-				t.Errorf("zombie %d in the pod's PID namespace", pid)
+	podNS := huskdtest.NS(t, info.Pid, "pid")
+	huskdtest.Eventually(t, 30*time.Second, "no zombie left in the pod's PID namespace", func() bool {
+		for _, e := range mustReadDir(t, "/proc") {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); ns == podNS && !huskdtest.Alive(pid) {
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+					return false
+				}
 			}
 		}
-	}
+		return true
+	})
 	// With pid CONTAINER the container is PID 1 of its own namespace.
 	cfg := ctrConfig("own", "sh", "-c", "echo pid=$$")
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_CONTAINER
@@ -225,12 +231,34 @@ func TestContainersSurviveHuskdRestart(t *testing.T) {
 	ctx := context.Background()
 	pod, podCfg := podWithLogs(t, h, "survive", nil)
 	ticker := runCtr(t, h, pod, podCfg, ctrConfig("ticker", "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done"))
-	quitter := runCtr(t, h, pod, podCfg, ctrConfig("quitter", "sh", "-c", "sleep 1.5; echo bye; exit 7"))
+	// The quitter exits when told, once huskd is down: told, not timed,
+	// so that a slow start cannot make it exit before.
+	quitter := runCtr(t, h, pod, podCfg, ctrConfig("quitter", "sh", "-c", "trap 'echo bye; exit 7' USR1; echo ready; while :; do sleep 0.05; done"))
+	huskdtest.Eventually(t, 30*time.Second, "the quitter's trap is set", func() bool {
+		return strings.Contains(logText(t, filepath.Join(podCfg.LogDirectory, "quitter.log")), "ready")
+	})
+	quitterPid := ctrPid(t, h, quitter)
 	created := createCtr(t, h, pod, podCfg, ctrConfig("waiting", "sleep", "1000"))
+	tickerLog := filepath.Join(podCfg.LogDirectory, "ticker.log")
+	ticks := func() int { b, _ := os.ReadFile(tickerLog); return strings.Count(string(b), "\n") }
 
 	h.Kill()
 	downSince := time.Now()
-	time.Sleep(3 * time.Second)
+	if err := syscall.Kill(quitterPid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	huskdtest.Eventually(t, 30*time.Second, "the quitter exits while huskd is down", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", quitterPid))
+		return os.IsNotExist(err)
+	})
+	// The ticker goes on writing while huskd is down: a second's worth of
+	// lines after the quitter was reaped (time too for its shim to record
+	// the exit before huskd is back).
+	ticksDown := ticks()
+	huskdtest.Eventually(t, 30*time.Second, "the ticker logs while huskd is down", func() bool {
+		return ticks() >= ticksDown+20
+	})
+	ticksDown = ticks()
 	downUntil := time.Now()
 	h.Launch()
 
@@ -265,8 +293,8 @@ func TestContainersSurviveHuskdRestart(t *testing.T) {
 		}
 		n = i
 	}
-	if n < 40 {
-		t.Errorf("only %d ticks", n)
+	if n+1 < ticksDown {
+		t.Errorf("only %d ticks, %d logged before huskd came back", n+1, ticksDown)
 	}
 	// The created container still starts through the reconnected shim.
 	if err := h.Runtime.StartContainer(ctx, created); err != nil {
@@ -280,14 +308,15 @@ func TestReopenContainerLog(t *testing.T) {
 	pod, podCfg := podWithLogs(t, h, "rotate", nil)
 	id := runCtr(t, h, pod, podCfg, ctrConfig("talker", "sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"))
 	logPath := filepath.Join(podCfg.LogDirectory, "talker.log")
-	time.Sleep(500 * time.Millisecond)
+	lines := func(p string) int { b, _ := os.ReadFile(p); return strings.Count(string(b), "\n") }
+	huskdtest.Eventually(t, 30*time.Second, "the talker logs", func() bool { return lines(logPath) >= 5 })
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Runtime.ReopenContainerLog(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	huskdtest.Eventually(t, 30*time.Second, "the talker logs to the reopened file", func() bool { return lines(logPath) >= 5 })
 	if err := h.Runtime.StopContainer(ctx, id, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -453,13 +482,18 @@ func TestContainerStats(t *testing.T) {
 	ctx := context.Background()
 	pod, podCfg := podWithLogs(t, h, "stats", nil)
 	id := runCtr(t, h, pod, podCfg, ctrConfig("busy", "sh", "-c", "echo data > /written; while :; do :; done"))
-	time.Sleep(time.Second)
-	s, err := h.Runtime.ContainerStats(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || s.GetMemory().GetWorkingSetBytes().GetValue() == 0 ||
-		s.GetWritableLayer().GetUsedBytes().GetValue() == 0 || s.GetAttributes().GetId() != id {
+	// Until the container has used some CPU and written its file.
+	var s *runtime.ContainerStats
+	huskdtest.Eventually(t, 30*time.Second, "ContainerStats shows CPU, memory and the written layer", func() bool {
+		var err error
+		s, err = h.Runtime.ContainerStats(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.GetCpu().GetUsageCoreNanoSeconds().GetValue() != 0 && s.GetMemory().GetWorkingSetBytes().GetValue() != 0 &&
+			s.GetWritableLayer().GetUsedBytes().GetValue() != 0
+	})
+	if s.GetAttributes().GetId() != id {
 		t.Errorf("ContainerStats: %v", s)
 	}
 	list, err := h.Runtime.ListContainerStats(ctx, &runtime.ContainerStatsFilter{PodSandboxId: pod})

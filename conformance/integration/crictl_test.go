@@ -181,7 +181,7 @@ func TestCrictlContainers(t *testing.T) {
 	if err := json.Unmarshal([]byte(crictl(t, h, "inspect", id)), &insp); err != nil || insp.Status.State != "CONTAINER_RUNNING" || insp.Info.Pid == 0 {
 		t.Errorf("crictl inspect: %+v, %v", insp, err)
 	}
-	huskdtest.Eventually(t, 5*time.Second, "crictl logs shows the line", func() bool {
+	huskdtest.Eventually(t, 30*time.Second, "crictl logs shows the line", func() bool {
 		return strings.Contains(crictl(t, h, "logs", id), "hello from crictl")
 	})
 	if out := crictl(t, h, "stats", "-o", "json", id); !strings.Contains(out, `"cpu"`) || !strings.Contains(out, id) {

@@ -251,7 +251,7 @@ func TestStopAfterNetnsIsGone(t *testing.T) {
 	if err := h.Runtime.RemovePodSandbox(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	huskdtest.Eventually(t, 5*time.Second, "no veth left on the bridge", func() bool {
+	huskdtest.Eventually(t, 30*time.Second, "no veth left on the bridge", func() bool {
 		out, _ := exec.Command("ip", "-o", "link", "show", "master", h.Bridge).Output()
 		return len(out) == 0
 	})
@@ -357,7 +357,7 @@ func TestNetworkReadyFollowsTheConfigDirectory(t *testing.T) {
 	}
 	_ = os.WriteFile(broken, []byte(fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge", "bridge": %q,
 		"ipam": {"type": "host-local", "ranges": [[{"subnet": "10.103.9.0/24"}]], "dataDir": %q}}]}`, bridge, filepath.Join(dir, "ipam"))), 0o644)
-	huskdtest.Eventually(t, 5*time.Second, "NetworkReady turns true", func() bool { return netReady().Status })
+	huskdtest.Eventually(t, 30*time.Second, "NetworkReady turns true", func() bool { return netReady().Status })
 	id := h.RunPod(huskdtest.PodConfig("late"))
 	if ip := podIP(t, h, id); !strings.HasPrefix(ip, "10.103.9.") {
 		t.Errorf("pod IP %s is not from the new configuration", ip)
@@ -367,7 +367,7 @@ func TestNetworkReadyFollowsTheConfigDirectory(t *testing.T) {
 	}
 	// Without any configuration, the built-in network.
 	_ = os.Remove(broken)
-	huskdtest.Eventually(t, 5*time.Second, "the built-in network is back", func() bool { return netReady().Status })
+	huskdtest.Eventually(t, 30*time.Second, "the built-in network is back", func() bool { return netReady().Status })
 }
 
 // The built-in network runs portmap and bandwidth only for pods that have

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,8 +49,8 @@ func waitExit(t *testing.T, done <-chan error) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(5 * time.Second):
-		t.Fatal("husk-pause did not exit within 5s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("husk-pause did not exit within 30s")
 		return nil
 	}
 }
@@ -79,7 +80,7 @@ func TestPauseSignals(t *testing.T) {
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 			t.Run(fmt.Sprintf("pid1=%v/%v", pid1, sig), func(t *testing.T) {
 				cmd, stderr, done := startPause(t, pid1)
-				time.Sleep(100 * time.Millisecond) // let it install its handlers
+				waitHandlers(t, cmd.Process.Pid)
 				select {
 				case err := <-done:
 					t.Fatalf("husk-pause exited on its own: %v, stderr %q", err, stderr())
@@ -99,16 +100,34 @@ func TestPauseSignals(t *testing.T) {
 }
 
 // A PID 1 ignores signals it has no handler for: SIGHUP must not stop it.
+// SIGTERM after it proves it: the lower-numbered SIGHUP is delivered first,
+// so the exit is SIGTERM's clean one only if SIGHUP was ignored.
 func TestPauseIgnoresUnhandledSignalsAsPID1(t *testing.T) {
 	cmd, _, done := startPause(t, true)
-	time.Sleep(100 * time.Millisecond)
+	waitHandlers(t, cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("husk-pause as PID 1 exited on SIGHUP: %v", err)
-	default:
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := waitExit(t, done); err != nil {
+		t.Fatalf("husk-pause as PID 1, sent SIGHUP then SIGTERM: %v; want exit 0 (SIGHUP ignored)", err)
 	}
+}
+
+// waitHandlers waits until husk-pause has installed its handlers for
+// SIGINT, SIGTERM and SIGCHLD (SigCgt in /proc/PID/status), after which it
+// has also written its warning.
+func waitHandlers(t *testing.T, pid int) {
+	t.Helper()
+	want := uint64(1)<<(syscall.SIGINT-1) | uint64(1)<<(syscall.SIGTERM-1) | uint64(1)<<(syscall.SIGCHLD-1)
+	huskdtest.Eventually(t, 30*time.Second, "husk-pause installs its signal handlers", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+				cgt, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				return err == nil && cgt&want == want
+			}
+		}
+		return false
+	})
 }
 
 // The zombie-making helper: a shell in the pause's PID namespace starts
@@ -116,9 +135,11 @@ func TestPauseIgnoresUnhandledSignalsAsPID1(t *testing.T) {
 func TestPauseReapsOrphans(t *testing.T) {
 	cmd, _, _ := startPause(t, true)
 	pid := cmd.Process.Pid
-	time.Sleep(100 * time.Millisecond)
+	waitHandlers(t, pid)
+	// The orphans sleep until killed, so that all 20 are still there to be
+	// counted however slow this machine is.
 	out, err := exec.Command("nsenter", fmt.Sprintf("--pid=/proc/%d/ns/pid", pid), "--", "sh", "-c",
-		"for i in $(seq 20); do sleep 0.5 </dev/null >/dev/null 2>&1 & done; exit 0").CombinedOutput()
+		"for i in $(seq 20); do sleep 1000 </dev/null >/dev/null 2>&1 & done; exit 0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nsenter: %v: %s", err, out)
 	}
@@ -127,7 +148,12 @@ func TestPauseReapsOrphans(t *testing.T) {
 	if len(orphans) != 20 {
 		t.Fatalf("pause has %d children, want the 20 orphans", len(orphans))
 	}
-	huskdtest.Eventually(t, 5*time.Second, "all 20 orphans reaped", func() bool {
+	// Killed together, their SIGCHLDs coalesce.
+	for _, p := range orphans {
+		n, _ := strconv.Atoi(p)
+		_ = syscall.Kill(n, syscall.SIGKILL)
+	}
+	huskdtest.Eventually(t, 30*time.Second, "all 20 orphans reaped", func() bool {
 		for _, p := range orphans {
 			if _, err := os.Stat("/proc/" + p); err == nil {
 				return false

@@ -121,7 +121,7 @@ func TestInterruptedRunPodSandboxWhoseRollbackFailsIsKept(t *testing.T) {
 		defer cancel()
 		_, _ = h.Raw.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: huskdtest.PodConfig("rollback-crash")})
 	}()
-	huskdtest.Eventually(t, 5*time.Second, "the pod's namespaces are pinned", func() bool {
+	huskdtest.Eventually(t, 30*time.Second, "the pod's namespaces are pinned", func() bool {
 		m, _ := filepath.Glob(filepath.Join(h.State, "pods", "*", "ns", "net"))
 		return len(m) == 1
 	})

@@ -3,6 +3,8 @@ package names
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,15 +54,24 @@ func TestNamesClaim(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			n := New("pod sandbox")
 			r, _ := n.Reserve("p", "id1")
+			var id string
+			var retry bool
+			var err error
 			if c.finishErr != nil {
 				n.Finish("p", r, *c.finishErr, c.callerGone)
+				id, retry, err = n.Claim(ctx, "p", r)
 			} else {
+				// Finished only once the claim waits for it: a guess at
+				// timing would let a slow machine finish it first.
+				claimed := make(chan struct{})
 				go func() {
-					time.Sleep(20 * time.Millisecond)
-					n.Finish("p", r, nil, false)
+					defer close(claimed)
+					id, retry, err = n.Claim(ctx, "p", r)
 				}()
+				waitBlockedInClaim(t)
+				n.Finish("p", r, nil, false)
+				<-claimed
 			}
-			id, retry, err := n.Claim(ctx, "p", r)
 			if c.wantCode != nil {
 				if !errors.Is(err, c.wantCode) {
 					t.Fatalf("err = %v, want %v", err, c.wantCode)
@@ -97,3 +108,22 @@ func TestNamesClaimGivesUpWithItsCaller(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// waitBlockedInClaim waits until a goroutine is parked in Claim, which
+// happens only in its wait for a reservation still in progress (its first
+// select has a default).
+func waitBlockedInClaim(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		all := string(buf[:runtime.Stack(buf, true)])
+		for _, g := range strings.Split(all, "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, "(*Registrar).Claim(") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine waits in Claim after 30s:\n%s", all)
+		}
+	}
+}
