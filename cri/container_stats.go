@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -20,26 +19,23 @@ func (s *Server) ContainerStats(_ context.Context, r *runtime.ContainerStatsRequ
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.ContainerStatsResponse{Stats: s.containerStats(c, time.Now())}, nil
+	st, _ := s.containerStats(c)
+	return &runtime.ContainerStatsResponse{Stats: st}, nil
 }
 
+// listContainerStats reads the stats of the containers f selects, each
+// at the time it is read; concurrent calls with the same filter share one
+// read (see shared). The result must not be changed.
 func (s *Server) listContainerStats(f *runtime.ContainerStatsFilter) []*runtime.ContainerStats {
-	cs := s.filterContainers(&runtime.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
-	out := make([]*runtime.ContainerStats, 0, len(cs))
-	keep := map[string]bool{}
-	for _, c := range cs {
-		if st, ok := s.stats.get(c.ID); ok {
-			out = append(out, st)
+	return s.shared("ListContainerStats", f, func() any {
+		cs := s.filterContainers(&runtime.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
+		out := make([]*runtime.ContainerStats, len(cs))
+		inParallel(len(cs), func(i int) { out[i], _ = s.containerStats(cs[i]) })
+		if f == nil { // kubelet's periodic call
+			s.forgetGone()
 		}
-		keep[c.ID] = true
-	}
-	if f == nil {
-		for _, sb := range s.sandboxes.List() {
-			keep["pod/"+sb.ID] = true
-		}
-		s.rates.forget(keep)
-	}
-	return out
+		return out
+	}).([]*runtime.ContainerStats)
 }
 
 // ListContainerStats returns stats of the containers the filter selects

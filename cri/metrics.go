@@ -18,8 +18,14 @@ func (s *Server) ListMetricDescriptors(_ context.Context, _ *runtime.ListMetricD
 	return &runtime.ListMetricDescriptorsResponse{Descriptors: metrics.Descriptors()}, nil
 }
 
+// podMetrics reads the metrics of every pod, each at the time it is read;
+// concurrent calls share one read (see shared). The result must not be
+// changed.
 func (s *Server) podMetrics() []*runtime.PodSandboxMetrics {
-	now := time.Now()
+	return s.shared("ListPodSandboxMetrics", nil, func() any { return s.readPodMetrics() }).([]*runtime.PodSandboxMetrics)
+}
+
+func (s *Server) readPodMetrics() []*runtime.PodSandboxMetrics {
 	byPod := map[string][]metrics.Container{}
 	for _, c := range s.containers.List() {
 		byPod[c.PodID] = append(byPod[c.PodID], metrics.Container{
@@ -34,7 +40,7 @@ func (s *Server) podMetrics() []*runtime.PodSandboxMetrics {
 		if sb.State == sandbox.StateReady && sb.Namespaces[sandbox.NSNet] != "" {
 			p.NetPID = sb.PausePID
 		}
-		out = append(out, metrics.PodMetrics(p, now))
+		out = append(out, metrics.PodMetrics(p, time.Now()))
 	}
 	return out
 }

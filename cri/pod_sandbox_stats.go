@@ -2,11 +2,11 @@ package cri
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
@@ -22,21 +22,42 @@ func (s *Server) PodSandboxStats(_ context.Context, r *runtime.PodSandboxStatsRe
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.PodSandboxStatsResponse{Stats: s.podStats(sb, time.Now())}, nil
+	return &runtime.PodSandboxStatsResponse{Stats: s.podStats(sb, s.containersByPod()[sb.ID])}, nil
 }
 
-func (s *Server) listPodSandboxStats(f *runtime.PodSandboxStatsFilter) []*runtime.PodSandboxStats {
-	sbs := s.listSandboxes(&runtime.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()})
-	now := time.Now()
-	out := make([]*runtime.PodSandboxStats, 0, len(sbs))
-	for _, p := range sbs {
-		sb, err := s.sandboxes.Get(p.Id)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		out = append(out, s.podStats(sb, now))
+// containersByPod groups the containers by their pod's ID.
+func (s *Server) containersByPod() map[string][]*container.Container {
+	out := map[string][]*container.Container{}
+	for _, c := range s.containers.List() {
+		out[c.PodID] = append(out[c.PodID], c)
 	}
 	return out
+}
+
+// listPodSandboxStats reads the stats of the pods f selects, each at the
+// time it is read; concurrent calls with the same filter share one read
+// (see shared). The result must not be changed.
+func (s *Server) listPodSandboxStats(f *runtime.PodSandboxStatsFilter) []*runtime.PodSandboxStats {
+	return s.shared("ListPodSandboxStats", f, func() any {
+		sbs := s.listSandboxes(&runtime.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()})
+		byPod := s.containersByPod()
+		read := make([]*runtime.PodSandboxStats, len(sbs))
+		inParallel(len(sbs), func(i int) {
+			if sb, err := s.sandboxes.Get(sbs[i].Id); err == nil { // else removed meanwhile
+				read[i] = s.podStats(sb, byPod[sb.ID])
+			}
+		})
+		out := make([]*runtime.PodSandboxStats, 0, len(sbs))
+		for _, st := range read {
+			if st != nil {
+				out = append(out, st)
+			}
+		}
+		if f == nil { // kubelet's periodic call
+			s.forgetGone()
+		}
+		return out
+	}).([]*runtime.PodSandboxStats)
 }
 
 // ListPodSandboxStats returns stats of the pod sandboxes the filter

@@ -10,13 +10,14 @@ package cri
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/container"
+	"github.com/huskrt/husk/container/usage"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/sandbox"
 )
@@ -44,9 +45,6 @@ type Options struct {
 	// Node is what validation checks resource values against; the zero
 	// value is a node without huge pages whose CPUs are not known.
 	Node Node
-	// StatsPeriod is how old ListContainerStats's readings may be (0:
-	// read on every call); see statsCache.
-	StatsPeriod time.Duration
 }
 
 // Streaming is the streaming server (package stream), as the CRI calls
@@ -82,8 +80,10 @@ type Server struct {
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
 
-	rates cpuRates
-	stats *statsCache
+	rates   cpuRates
+	cgroups cgroupReaders
+	layers  *layerUsage
+	reads   singleflight.Group // list reads in flight; see shared
 	// The unfiltered list answers, kept between changes.
 	podList       listCache[sandbox.Sandbox]
 	containerList listCache[container.Container]
@@ -93,13 +93,7 @@ type Server struct {
 // until SetReady is called.
 func New(opts Options, sandboxes *sandbox.Manager, images *image.Service, containers *container.Manager) *Server {
 	s := &Server{opts: opts, sandboxes: sandboxes, images: images, containers: containers}
-	s.stats = newStatsCache(opts.StatsPeriod, func(id string, now time.Time) (*runtime.ContainerStats, bool) {
-		c, err := containers.Get(id)
-		if err != nil {
-			return nil, false
-		}
-		return s.containerStats(c, now), true
-	})
+	s.layers = newLayerUsage(usage.DirUsage)
 	return s
 }
 

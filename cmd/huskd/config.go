@@ -82,9 +82,10 @@ type RuntimeConfig struct {
 	// RunPodSandbox keeps working after kubelet's 4-minute timeout, so that
 	// kubelet's retry gets the result.
 	CreateTimeout Duration `toml:"create_timeout" json:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
-	// Reading a container's counters costs ~0.1 ms: 200 containers, read on
-	// every call, would make kubelet's stats listing slow.
-	StatsPeriod Duration `toml:"stats_period" json:"stats_period" comment:"ListContainerStats answers from readings at most this old, reread once a period for the containers asked about in the last minute. 0: read on every call."`
+	// StatsPeriod is no longer used: stats are read at every call (issue
+	// 14). It is still accepted, so that a config file that sets it keeps
+	// loading; huskd warns that it is ignored.
+	StatsPeriod Duration `toml:"stats_period,omitempty" json:"-"`
 }
 
 // Duration is a time.Duration written as "10s" in TOML.
@@ -114,7 +115,6 @@ func defaultConfig() Config {
 			StopTimeout:        Duration(10 * time.Second),
 			SeccompProfileRoot: "/var/lib/kubelet/seccomp",
 			CreateTimeout:      Duration(4 * time.Minute),
-			StatsPeriod:        Duration(10 * time.Second),
 		},
 		// Far above any real image (the largest public layers hold tens of
 		// GiB of CUDA or model files, and hundreds of thousands of files).

@@ -37,6 +37,12 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{name: "unknown keys are refused", file: "[runtime]\nshm_sise = 1\n", errHas: "shm_sise"},
+		// stats_period is no longer used, and a file that sets it still loads.
+		{name: "stats_period is accepted", file: "[runtime]\nstats_period = \"10s\"\n", check: func(t *testing.T, c Config) {
+			if c.Runtime.StatsPeriod != Duration(10*time.Second) {
+				t.Errorf("config %+v", c)
+			}
+		}},
 		{name: "bad duration", file: "[runtime]\nstop_timeout = \"soon\"\n", errHas: "stop_timeout"},
 	}
 	for _, c := range cases {

@@ -152,6 +152,9 @@ func run(ctx context.Context, cfg Config) error {
 		userns = false
 		klog.InfoS("Pods cannot have their own user namespace on this node", "reason", err.Error())
 	}
+	if cfg.Runtime.StatsPeriod != 0 {
+		klog.InfoS("Ignoring runtime.stats_period: stats are read at every call", "statsPeriod", time.Duration(cfg.Runtime.StatsPeriod).String())
+	}
 	cfgJSON, _ := json.Marshal(statusConfig{Config: cfg, StateDir: filepath.Join(cfg.Root, "images")})
 	streams, err := stream.Start(stream.Config{
 		Address: cfg.Streaming.Address, Port: cfg.Streaming.Port,
@@ -169,7 +172,7 @@ func run(ctx context.Context, cfg Config) error {
 		}
 		defer stop()
 	}
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, StatsPeriod: time.Duration(cfg.Runtime.StatsPeriod), Node: criNode()}, mgr, images, containers)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, Node: criNode()}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 

@@ -24,7 +24,7 @@ const busyboxRef = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 
 // ctrHuskd starts a registry with the busybox image and a huskd that has
 // pulled it.
-func ctrHuskd(t *testing.T, extraConfig string) (*huskdtest.Huskd, *images.Registry) {
+func ctrHuskd(t testing.TB, extraConfig string) (*huskdtest.Huskd, *images.Registry) {
 	t.Helper()
 	h, reg := imageHuskd(t, extraConfig)
 	bb, err := images.BusyboxPath()

@@ -25,7 +25,7 @@ import (
 
 // imageHuskd starts a registry and a huskd that pulls from it through
 // hosts.toml mirrors for registry.k8s.io and docker.io.
-func imageHuskd(t *testing.T, extraConfig string) (*huskdtest.Huskd, *images.Registry) {
+func imageHuskd(t testing.TB, extraConfig string) (*huskdtest.Huskd, *images.Registry) {
 	t.Helper()
 	reg := images.StartRegistry(t)
 	dir := reg.MirrorConfig(t, "registry.k8s.io", "docker.io")
