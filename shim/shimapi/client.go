@@ -28,99 +28,91 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 // Close drops the connection; the shim keeps running.
 func (c *Client) Close() error { return c.c.Close() }
 
-// call runs method, giving up (without cancelling it in the shim) when ctx
-// is done: net/rpc has no cancellation.
-func (c *Client) call(ctx context.Context, method string, args, reply any) error {
-	call := c.c.Go(method, args, reply, make(chan *rpc.Call, 1))
+// call runs method and returns its reply, giving up (without cancelling
+// it in the shim) when ctx is done: net/rpc has no cancellation. The
+// reply is decoded into a value of its own, which a call given up leaves
+// to net/rpc: the answer that comes later is written there, never into
+// what the caller already has.
+func call[T any](ctx context.Context, c *Client, method string, args any) (T, error) {
+	reply := new(T)
+	done := c.c.Go(method, args, reply, make(chan *rpc.Call, 1))
+	var zero T
 	select {
-	case <-call.Done:
+	case <-done.Done:
 		var remote rpc.ServerError
-		if errors.As(call.Error, &remote) {
+		if errors.As(done.Error, &remote) {
 			// The shim's own answer: keep its kind (see EncodeError).
-			return fmt.Errorf("shim %s: %w", method, DecodeError(string(remote)))
+			return zero, fmt.Errorf("shim %s: %w", method, DecodeError(string(remote)))
 		}
-		if call.Error != nil {
-			return fmt.Errorf("shim %s: %w", method, call.Error)
+		if done.Error != nil {
+			return zero, fmt.Errorf("shim %s: %w", method, done.Error)
 		}
-		return nil
+		return *reply, nil
 	case <-ctx.Done():
-		return fmt.Errorf("shim %s: %w", method, ctx.Err())
+		return zero, fmt.Errorf("shim %s: %w", method, ctx.Err())
 	}
 }
 
 // Info returns the shim's pid and the pause's state.
 func (c *Client) Info(ctx context.Context) (InfoReply, error) {
-	var r InfoReply
-	err := c.call(ctx, MethodInfo, Empty{}, &r)
-	return r, err
+	return call[InfoReply](ctx, c, MethodInfo, Empty{})
 }
 
 // WaitPause blocks until the pause has exited and returns its final state.
 // An error other than ctx's means the connection to the shim was lost.
 func (c *Client) WaitPause(ctx context.Context) (ProcessState, error) {
-	var r ProcessState
-	err := c.call(ctx, MethodWaitPause, Empty{}, &r)
-	return r, err
+	return call[ProcessState](ctx, c, MethodWaitPause, Empty{})
 }
 
 // Wait blocks until the pod's state changes past after and returns it.
 // An error other than ctx's means the connection to the shim was lost.
 func (c *Client) Wait(ctx context.Context, after uint64) (Snapshot, error) {
-	var r Snapshot
-	err := c.call(ctx, MethodWait, WaitArgs{After: after}, &r)
-	return r, err
+	return call[Snapshot](ctx, c, MethodWait, WaitArgs{After: after})
 }
 
 // CreateContainer creates a container whose init waits for Start.
 func (c *Client) CreateContainer(ctx context.Context, a CreateContainerArgs) (ContainerState, error) {
-	var r ContainerState
-	err := c.call(ctx, MethodCreateContainer, a, &r)
-	return r, err
+	return call[ContainerState](ctx, c, MethodCreateContainer, a)
 }
 
 // StartContainer starts a created container.
 func (c *Client) StartContainer(ctx context.Context, id string) (ContainerState, error) {
-	var r ContainerState
-	err := c.call(ctx, MethodStartContainer, IDArgs{ID: id}, &r)
-	return r, err
+	return call[ContainerState](ctx, c, MethodStartContainer, IDArgs{ID: id})
 }
 
 // StopContainer stops a container and returns its final state.
 func (c *Client) StopContainer(ctx context.Context, a StopContainerArgs) (ContainerState, error) {
-	var r ContainerState
-	err := c.call(ctx, MethodStopContainer, a, &r)
-	return r, err
+	return call[ContainerState](ctx, c, MethodStopContainer, a)
 }
 
 // RemoveContainer kills what is left of a container and removes its
 // libcontainer state and cgroup. An unknown ID is fine.
 func (c *Client) RemoveContainer(ctx context.Context, id string) error {
-	return c.call(ctx, MethodRemoveContainer, IDArgs{ID: id}, &Empty{})
+	_, err := call[Empty](ctx, c, MethodRemoveContainer, IDArgs{ID: id})
+	return err
 }
 
 // ReopenLog makes the shim reopen a container's log file.
 func (c *Client) ReopenLog(ctx context.Context, id string) error {
-	return c.call(ctx, MethodReopenLog, IDArgs{ID: id}, &Empty{})
+	_, err := call[Empty](ctx, c, MethodReopenLog, IDArgs{ID: id})
+	return err
 }
 
 // UpdateContainer applies new cgroup resources to a running container.
 func (c *Client) UpdateContainer(ctx context.Context, a UpdateArgs) error {
-	return c.call(ctx, MethodUpdateContainer, a, &Empty{})
+	_, err := call[Empty](ctx, c, MethodUpdateContainer, a)
+	return err
 }
 
 // Stop kills every process of the pod, removes their libcontainer state and
 // cgroups, and makes the shim exit once it has replied with the final
 // snapshot.
 func (c *Client) Stop(ctx context.Context, args StopArgs) (Snapshot, error) {
-	var r Snapshot
-	err := c.call(ctx, MethodStop, args, &r)
-	return r, err
+	return call[Snapshot](ctx, c, MethodStop, args)
 }
 
 // Stats reports the shim's own goroutines, descriptors, memory and open
 // sessions.
 func (c *Client) Stats(ctx context.Context) (StatsReply, error) {
-	var r StatsReply
-	err := c.call(ctx, MethodStats, Empty{}, &r)
-	return r, err
+	return call[StatsReply](ctx, c, MethodStats, Empty{})
 }

@@ -77,12 +77,12 @@ func TestClientDecodesKinds(t *testing.T) {
 	c := &Client{c: jsonrpc.NewClient(b)}
 	defer c.Close()
 	for _, k := range wireKinds {
-		err := c.call(context.Background(), "Test.Fail", k.name, &Empty{})
+		_, err := call[Empty](context.Background(), c, "Test.Fail", k.name)
 		if !errors.Is(err, k.kind) || err.Error() != "shim Test.Fail: refused as "+k.name {
 			t.Errorf("%s: got %v", k.name, err)
 		}
 	}
-	err := c.call(context.Background(), "Test.Fail", "none", &Empty{})
+	_, err := call[Empty](context.Background(), c, "Test.Fail", "none")
 	for _, k := range wireKinds {
 		if errors.Is(err, k.kind) {
 			t.Errorf("a plain error came back as %v", k.kind)
@@ -92,3 +92,42 @@ func TestClientDecodesKinds(t *testing.T) {
 		t.Errorf("plain: got %v", err)
 	}
 }
+
+// A call given up (its context done) leaves its reply to net/rpc: the
+// answer that comes later must not be written into what the caller got.
+// Under -race this fails when the reply is shared.
+func TestCallGivenUpKeepsItsReply(t *testing.T) {
+	srv := rpc.NewServer()
+	release := make(chan struct{})
+	if err := srv.RegisterName("Shim", &slowWait{release: release}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	go srv.ServeCodec(jsonrpc.NewServerCodec(a))
+	c := &Client{c: jsonrpc.NewClient(b)}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	snap, err := c.Wait(ctx, 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait with a done context: %v", err)
+	}
+	close(release)
+	// The late answer arrives while the caller reads what it got.
+	if _, err := c.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Seq != 0 {
+		t.Errorf("the caller's snapshot changed after its call was given up: seq %d", snap.Seq)
+	}
+}
+
+type slowWait struct{ release chan struct{} }
+
+func (s *slowWait) Wait(_ WaitArgs, r *Snapshot) error {
+	<-s.release
+	r.Seq = 42
+	return nil
+}
+
+func (s *slowWait) Info(_ Empty, r *InfoReply) error { return nil }
