@@ -44,7 +44,34 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 // Stop sends the stop signal, waits timeout, then kills every process of
 // the container. api.proto: idempotent, and no error for an unknown ID.
 func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
-	e, err := m.lookup(id)
+	return m.withContainer(id, func(e *entry) error {
+		c := e.cur.Load()
+		if c.State.Status == shimapi.StatusExited {
+			return nil
+		}
+		sig, err := signalNumber(c.StopSignal)
+		if err != nil {
+			return err
+		}
+		err = m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
+			st, err := sc.StopContainer(ctx, shimapi.StopContainerArgs{ID: c.ID, Signal: sig, Timeout: timeout})
+			e.update(func(x *Container) { report(x, st, 0) })
+			return err
+		})
+		if errors.Is(err, errdefs.ErrFailedPrecondition) {
+			// The pod is stopped or its shim gone: nothing of it runs unless the
+			// shim died; make sure.
+			return m.killWithoutShim(e)
+		}
+		return err
+	})
+}
+
+// withContainer runs fn with the container's lifecycle lock held. An
+// unknown or removed container is no error and fn does not run: Stop and
+// Remove are idempotent (api.proto).
+func (m *Manager) withContainer(idOrPrefix string, fn func(*entry) error) error {
+	e, err := m.lookup(idOrPrefix)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
@@ -53,25 +80,10 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.cur.Load()
-	if e.removed || c.State.Status == shimapi.StatusExited {
+	if e.removed {
 		return nil
 	}
-	sig, err := signalNumber(c.StopSignal)
-	if err != nil {
-		return err
-	}
-	err = m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
-		st, err := sc.StopContainer(ctx, shimapi.StopContainerArgs{ID: c.ID, Signal: sig, Timeout: timeout})
-		e.update(func(x *Container) { report(x, st, 0) })
-		return err
-	})
-	if errors.Is(err, errdefs.ErrFailedPrecondition) {
-		// The pod is stopped or its shim gone: nothing of it runs unless the
-		// shim died; make sure.
-		return m.killWithoutShim(e)
-	}
-	return err
+	return fn(e)
 }
 
 // killWithoutShim kills whatever is left in a container's cgroup when its
@@ -88,20 +100,13 @@ func (m *Manager) killWithoutShim(e *entry) error {
 // Remove removes a container, killing it first if it runs. api.proto:
 // idempotent, and no error for an unknown ID.
 func (m *Manager) Remove(ctx context.Context, id string) error {
-	e, err := m.lookup(id)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.removed {
-		return nil
-	}
+	return m.withContainer(id, func(e *entry) error { return m.removeLocked(ctx, e) })
+}
+
+// removeLocked removes the container; e.mu must be held.
+func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	c := e.cur.Load()
-	err = m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
+	err := m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
 		return sc.RemoveContainer(ctx, c.ID)
 	})
 	if errors.Is(err, errdefs.ErrFailedPrecondition) || errors.Is(err, errdefs.ErrNotFound) {
