@@ -18,7 +18,6 @@ import (
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/ids"
-	"github.com/huskrt/husk/internal/names"
 	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -37,28 +36,11 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtime.Contain
 	}
 	name := ContainerName(cfg.GetMetadata(), sb.Metadata())
 	id := ids.New()
-	var r *names.Reservation
-	for {
-		var owner bool
-		if r, owner = m.names.Reserve(name, id); owner {
-			break
-		}
-		got, retry, err := m.names.Claim(ctx, name, r)
-		if err != nil {
-			return "", err
-		}
-		if !retry {
-			return got, nil
-		}
-	}
-	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
-	defer cancel()
-	err = m.create(work, id, name, sb, cfg)
-	m.names.Finish(name, r, err, ctx.Err() != nil)
-	if err != nil {
-		return "", err
-	}
-	return id, nil
+	return m.names.Create(ctx, name, id, func() error {
+		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
+		defer cancel()
+		return m.create(work, id, name, sb, cfg)
+	})
 }
 
 func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (retErr error) {
