@@ -99,11 +99,13 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		_ = os.RemoveAll(m.dir(d.Name()))
 		_ = m.images.Release(d.Name())
 	}
-	bundles, _ := filepath.Glob(filepath.Join(path.Dir(m.sandboxes.StateDir("x")), "*", "containers", "*"))
-	for _, b := range bundles {
-		if _, err := m.lookup(filepath.Base(b)); err == nil || !ids.Valid(filepath.Base(b)) {
-			continue
+	for _, podDir := range m.sandboxes.StateDirs() {
+		bundles, _ := filepath.Glob(filepath.Join(podDir, "containers", "*"))
+		for _, b := range bundles {
+			if _, err := m.lookup(filepath.Base(b)); err == nil || !ids.Valid(filepath.Base(b)) {
+				continue
+			}
+			_ = m.removeFiles(&Container{ID: filepath.Base(b), Bundle: b})
 		}
-		_ = m.removeFiles(&Container{ID: filepath.Base(b), Bundle: b})
 	}
 }

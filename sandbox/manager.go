@@ -265,6 +265,20 @@ func (m *Manager) stateDir(id string) string { return filepath.Join(m.cfg.State,
 // live under it.
 func (m *Manager) StateDir(id string) string { return m.stateDir(id) }
 
+// StateDirs are the pods' state directories on disk, of the pods known
+// and of any that are not: what the container manager's Reconcile looks
+// through for bundles a crash left without a record.
+func (m *Manager) StateDirs() []string {
+	entries, _ := os.ReadDir(filepath.Join(m.cfg.State, "pods"))
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, m.stateDir(e.Name()))
+		}
+	}
+	return out
+}
+
 // PodFile is the path of one of the pod's files ("hostname", "hosts",
 // "resolv.conf") that containers bind-mount.
 func (m *Manager) PodFile(id, name string) string { return filepath.Join(m.rootDir(id), name) }
