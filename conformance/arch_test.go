@@ -49,6 +49,28 @@ func TestShimDependsOnLittle(t *testing.T) {
 	}
 }
 
+// husk-runc's result format lives in a leaf that both it and the shim
+// import: runc/result depends on the standard library only, and the shim
+// reaches none of husk-runc's own package (package runc links
+// libcontainer).
+func TestRuncResultIsALeaf(t *testing.T) {
+	for _, d := range deps(t, "../runc/result") {
+		if strings.Contains(d, ".") && d != "github.com/huskrt/husk/runc/result" {
+			t.Errorf("runc/result depends on %s", d)
+		}
+	}
+	found := false
+	for _, d := range deps(t, "../cmd/husk-shim") {
+		found = found || d == "github.com/huskrt/husk/runc/result"
+		if d == "github.com/huskrt/husk/runc" {
+			t.Error("husk-shim depends on package runc")
+		}
+	}
+	if !found {
+		t.Error("husk-shim does not read husk-runc's result through runc/result")
+	}
+}
+
 // The pause uses the C library only.
 func TestPauseUsesLibcOnly(t *testing.T) {
 	src, err := os.ReadFile("../pause/pause.c")

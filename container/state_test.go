@@ -73,3 +73,39 @@ func TestUnknownExit(t *testing.T) {
 		t.Errorf("running container not recorded exited: %+v", st)
 	}
 }
+
+// TestWithContainer: Stop and Remove are idempotent (api.proto): an
+// unknown or removed container is success and nothing runs; an ambiguous
+// prefix is an error; a known one runs with its lifecycle lock held.
+func TestWithContainer(t *testing.T) {
+	m := &Manager{ctrs: map[string]*entry{}}
+	live := newEntry(&Container{ID: "abc1"})
+	gone := newEntry(&Container{ID: "abd2"})
+	gone.removed = true
+	m.ctrs["abc1"], m.ctrs["abd2"] = live, gone
+
+	for _, tc := range []struct {
+		id      string
+		wantRun *entry
+		wantErr bool
+	}{
+		{"abc1", live, false},
+		{"abc", live, false},
+		{"abd2", nil, false},
+		{"zzz", nil, false},
+		{"ab", nil, true},
+	} {
+		var ran *entry
+		err := m.withContainer(tc.id, func(e *entry) error {
+			if e.mu.TryLock() {
+				t.Errorf("%s: fn runs without the lifecycle lock", tc.id)
+				e.mu.Unlock()
+			}
+			ran = e
+			return nil
+		})
+		if (err != nil) != tc.wantErr || ran != tc.wantRun {
+			t.Errorf("withContainer(%q): ran %v, err %v; want ran %v, error %v", tc.id, ran, err, tc.wantRun, tc.wantErr)
+		}
+	}
+}

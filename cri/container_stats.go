@@ -47,13 +47,7 @@ func (s *Server) ListContainerStats(_ context.Context, r *runtime.ListContainerS
 // StreamContainerStats returns the same items as ListContainerStats, in
 // batches of at least one item; each item appears once.
 func (s *Server) StreamContainerStats(r *runtime.StreamContainerStatsRequest, stream grpc.ServerStreamingServer[runtime.StreamContainerStatsResponse]) error {
-	items := s.listContainerStats(r.GetFilter())
-	for len(items) > 0 {
-		n := min(len(items), streamBatch)
-		if err := stream.Send(&runtime.StreamContainerStatsResponse{ContainerStats: items[:n]}); err != nil {
-			return err
-		}
-		items = items[n:]
-	}
-	return nil
+	return sendBatches(s.listContainerStats(r.GetFilter()), stream.Send, func(b []*runtime.ContainerStats) *runtime.StreamContainerStatsResponse {
+		return &runtime.StreamContainerStatsResponse{ContainerStats: b}
+	})
 }

@@ -106,17 +106,11 @@ func (s *Server) ListContainers(_ context.Context, r *runtime.ListContainersRequ
 // StreamContainers returns the same items as ListContainers, in batches of
 // at least one item; each item appears once, then the stream ends.
 func (s *Server) StreamContainers(r *runtime.StreamContainersRequest, stream grpc.ServerStreamingServer[runtime.StreamContainersResponse]) error {
-	cs := s.filterContainers(r.GetFilter())
-	for len(cs) > 0 {
-		n := min(len(cs), streamBatch)
-		batch := make([]*runtime.Container, n)
-		for i := range batch {
-			batch[i] = criContainer(cs[i])
+	return sendBatches(s.filterContainers(r.GetFilter()), stream.Send, func(b []*container.Container) *runtime.StreamContainersResponse {
+		out := make([]*runtime.Container, len(b))
+		for i, c := range b {
+			out[i] = criContainer(c)
 		}
-		if err := stream.Send(&runtime.StreamContainersResponse{Containers: batch}); err != nil {
-			return err
-		}
-		cs = cs[n:]
-	}
-	return nil
+		return &runtime.StreamContainersResponse{Containers: out}
+	})
 }

@@ -53,13 +53,7 @@ func (s *Server) ListPodSandboxMetrics(_ context.Context, _ *runtime.ListPodSand
 // StreamPodSandboxMetrics returns the same items as ListPodSandboxMetrics,
 // in batches of at least one item; each item appears once.
 func (s *Server) StreamPodSandboxMetrics(_ *runtime.StreamPodSandboxMetricsRequest, stream grpc.ServerStreamingServer[runtime.StreamPodSandboxMetricsResponse]) error {
-	items := s.podMetrics()
-	for len(items) > 0 {
-		n := min(len(items), streamBatch)
-		if err := stream.Send(&runtime.StreamPodSandboxMetricsResponse{PodSandboxMetrics: items[:n]}); err != nil {
-			return err
-		}
-		items = items[n:]
-	}
-	return nil
+	return sendBatches(s.podMetrics(), stream.Send, func(b []*runtime.PodSandboxMetrics) *runtime.StreamPodSandboxMetricsResponse {
+		return &runtime.StreamPodSandboxMetricsResponse{PodSandboxMetrics: b}
+	})
 }

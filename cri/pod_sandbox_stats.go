@@ -69,13 +69,7 @@ func (s *Server) ListPodSandboxStats(_ context.Context, r *runtime.ListPodSandbo
 // StreamPodSandboxStats returns the same items as ListPodSandboxStats, in
 // batches of at least one item; each item appears once.
 func (s *Server) StreamPodSandboxStats(r *runtime.StreamPodSandboxStatsRequest, stream grpc.ServerStreamingServer[runtime.StreamPodSandboxStatsResponse]) error {
-	items := s.listPodSandboxStats(r.GetFilter())
-	for len(items) > 0 {
-		n := min(len(items), streamBatch)
-		if err := stream.Send(&runtime.StreamPodSandboxStatsResponse{PodSandboxStats: items[:n]}); err != nil {
-			return err
-		}
-		items = items[n:]
-	}
-	return nil
+	return sendBatches(s.listPodSandboxStats(r.GetFilter()), stream.Send, func(b []*runtime.PodSandboxStats) *runtime.StreamPodSandboxStatsResponse {
+		return &runtime.StreamPodSandboxStatsResponse{PodSandboxStats: b}
+	})
 }

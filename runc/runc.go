@@ -23,15 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Result is what `husk-runc run` writes, as JSON, on descriptor 3.
-type Result struct {
-	PID   int    `json:"pid,omitempty"`
-	Error string `json:"error,omitempty"`
-}
-
-// ResultFD is the descriptor a caller passes for Result.
-const ResultFD = 3
-
 // IO says what a container's process gets as stdio.
 type IO struct {
 	// Inherit gives the process this process's descriptors 0-2 (the

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -83,5 +84,28 @@ func TestMkdirPod(t *testing.T) {
 				t.Errorf("mode %v owner %d:%d, want %v 0:%d", fi.Mode().Perm(), st.Uid, st.Gid, c.mode, c.gid)
 			}
 		})
+	}
+}
+
+// TestStateDirs: the pods' state directories on disk, known or not, and
+// nothing else, so that the container manager need not know the layout.
+func TestStateDirs(t *testing.T) {
+	state := t.TempDir()
+	m := &Manager{cfg: Config{State: state}}
+	if got := m.StateDirs(); len(got) != 0 {
+		t.Fatalf("no pods directory: %v", got)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := os.MkdirAll(m.StateDir(id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(state, "pods", "not-a-dir"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := m.StateDirs()
+	want := []string{m.StateDir("a"), m.StateDir("b")}
+	if !slices.Equal(got, want) {
+		t.Errorf("StateDirs() = %v, want %v", got, want)
 	}
 }

@@ -265,6 +265,20 @@ func (m *Manager) stateDir(id string) string { return filepath.Join(m.cfg.State,
 // live under it.
 func (m *Manager) StateDir(id string) string { return m.stateDir(id) }
 
+// StateDirs are the pods' state directories on disk, of the pods known
+// and of any that are not: what the container manager's Reconcile looks
+// through for bundles a crash left without a record.
+func (m *Manager) StateDirs() []string {
+	entries, _ := os.ReadDir(filepath.Join(m.cfg.State, "pods"))
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, m.stateDir(e.Name()))
+		}
+	}
+	return out
+}
+
 // PodFile is the path of one of the pod's files ("hostname", "hosts",
 // "resolv.conf") that containers bind-mount.
 func (m *Manager) PodFile(id, name string) string { return filepath.Join(m.rootDir(id), name) }
@@ -321,36 +335,23 @@ func PodName(md *runtime.PodSandboxMetadata) string {
 func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handler string) (string, error) {
 	name := PodName(cfg.GetMetadata())
 	id := ids.New()
-	var r *names.Reservation
-	for {
-		var owner bool
-		if r, owner = m.names.Reserve(name, id); owner {
-			break
-		}
-		got, retry, err := m.names.Claim(ctx, name, r)
-		if err != nil {
-			return "", err
-		}
-		if !retry {
-			klog.InfoS("RunPodSandbox answered with the sandbox of an earlier identical call", "podSandboxID", got, "pod", name)
-			return got, nil
-		}
+	got, err := m.names.Create(ctx, name, id, func() error {
+		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
+		defer cancel()
+		m.mu.Lock()
+		m.creating++
+		m.mu.Unlock()
+		err := m.create(work, id, name, cfg, handler)
+		m.mu.Lock()
+		m.creating--
+		m.dropDefaultParentLocked()
+		m.mu.Unlock()
+		return err
+	})
+	if err == nil && got != id {
+		klog.InfoS("RunPodSandbox answered with the sandbox of an earlier identical call", "podSandboxID", got, "pod", name)
 	}
-	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
-	defer cancel()
-	m.mu.Lock()
-	m.creating++
-	m.mu.Unlock()
-	err := m.create(work, id, name, cfg, handler)
-	m.mu.Lock()
-	m.creating--
-	m.dropDefaultParentLocked()
-	m.mu.Unlock()
-	m.names.Finish(name, r, err, ctx.Err() != nil)
-	if err != nil {
-		return "", err
-	}
-	return id, nil
+	return got, err
 }
 
 func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {

@@ -35,6 +35,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/runc/result"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -179,10 +180,7 @@ func (s *server) runc(c runcCall) error {
 	}
 	ws := <-exited
 	if exitCode(ws) != 0 {
-		var res struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(out.Bytes(), &res) == nil && res.Error != "" {
+		if res, err := result.Read(out.Bytes()); err == nil && res.Error != "" {
 			return errors.New(res.Error)
 		}
 		return fmt.Errorf("husk-runc %s exited with code %d (see %s)", c.args[0], exitCode(ws), shimapi.LogName)
@@ -197,10 +195,8 @@ func (s *server) runcPID(c runcCall) (int, error) {
 	if err := s.runc(c); err != nil {
 		return 0, err
 	}
-	var res struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.PID <= 0 {
+	res, err := result.Read(out.Bytes())
+	if err != nil || res.PID <= 0 {
 		return 0, fmt.Errorf("husk-runc %s reported no pid: %q", c.args[0], out.String())
 	}
 	return res.PID, nil

@@ -2,9 +2,9 @@
 // container operation; see package runc. Its command line is a contract
 // with the shim only:
 //
-//	husk-runc --root DIR run    --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (Result JSON on fd 3)
-//	husk-runc --root DIR create --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (Result JSON on fd 3)
-//	husk-runc --root DIR exec   --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N --console-width W --console-height H] -- ARGS...   (Result JSON on fd 3)
+//	husk-runc --root DIR run    --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (runc/result on fd 3)
+//	husk-runc --root DIR create --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N]   (runc/result on fd 3)
+//	husk-runc --root DIR exec   --id ID --spec FILE [--inherit-stdio] [--console-socket-fd N --console-width W --console-height H] -- ARGS...   (runc/result on fd 3)
 //	husk-runc --root DIR start  --id ID
 //	husk-runc --root DIR kill   --id ID --signal N
 //	husk-runc --root DIR update --id ID --resources FILE
@@ -13,7 +13,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -32,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/runc"
+	"github.com/huskrt/husk/runc/result"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -58,15 +58,10 @@ func fail(op string, err error) {
 	}
 }
 
-// writeResult reports the outcome of run, create or exec on ResultFD and
+// writeResult reports the outcome of run, create or exec on result.FD and
 // exits 1 on failure.
 func writeResult(pid int, err error) {
-	res := runc.Result{PID: pid}
-	if err != nil {
-		res = runc.Result{Error: err.Error()}
-	}
-	out := os.NewFile(runc.ResultFD, "result")
-	_ = json.NewEncoder(out).Encode(res)
+	_ = result.Write(os.NewFile(result.FD, "result"), pid, err)
 	if err != nil {
 		os.Exit(1)
 	}

@@ -24,11 +24,15 @@ import (
 type Registrar struct {
 	kind   string // "pod sandbox", "container": for messages
 	mu     sync.Mutex
-	byName map[string]*Reservation
+	byName map[string]*reservation
+
+	// onWait, when set (tests), is called as a request starts waiting
+	// for the holder's call.
+	onWait func()
 }
 
-// Reservation is one name held by one ID.
-type Reservation struct {
+// reservation is one name held by one ID.
+type reservation struct {
 	id   string
 	done chan struct{} // closed when the creating call has finished
 
@@ -41,19 +45,50 @@ type Reservation struct {
 
 // New returns a registrar for names of objects of kind ("pod sandbox").
 func New(kind string) *Registrar {
-	return &Registrar{kind: kind, byName: map[string]*Reservation{}}
+	return &Registrar{kind: kind, byName: map[string]*reservation{}}
 }
 
-// Reserve reserves name for id. If the name is free it returns a new
+// Create runs create, the creating call of the object id named name, with
+// the name reserved for it, and returns id once create succeeded. If the
+// name is held already, create does not run: a request that arrives while
+// the holder's call still works is kubelet's retry, and waits for that
+// call (or its own ctx) and gets its result; a request for a name whose
+// holder's call finished gets that object if its caller had gone before
+// the result (once), else AlreadyExists naming the holder. A failed
+// create releases the name, so that a retry, or a request waiting for it,
+// creates afresh. ctx is the caller's: create should outlive it (kubelet's
+// retry comes for its result), so it takes its own.
+func (n *Registrar) Create(ctx context.Context, name, id string, create func() error) (string, error) {
+	for {
+		r, owner := n.reserve(name, id)
+		if owner {
+			err := create()
+			n.finish(name, r, err, ctx.Err() != nil)
+			if err != nil {
+				return "", err
+			}
+			return id, nil
+		}
+		got, retry, err := n.claim(ctx, name, r)
+		if err != nil {
+			return "", err
+		}
+		if !retry {
+			return got, nil
+		}
+	}
+}
+
+// reserve reserves name for id. If the name is free it returns a new
 // reservation that the caller owns and must finish. If not, it returns the
 // holder's reservation and owner false.
-func (n *Registrar) Reserve(name, id string) (r *Reservation, owner bool) {
+func (n *Registrar) reserve(name, id string) (r *reservation, owner bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if r := n.byName[name]; r != nil {
 		return r, false
 	}
-	r = &Reservation{id: id, done: make(chan struct{})}
+	r = &reservation{id: id, done: make(chan struct{})}
 	n.byName[name] = r
 	return r, true
 }
@@ -62,15 +97,15 @@ func (n *Registrar) Reserve(name, id string) (r *Reservation, owner bool) {
 func (n *Registrar) Restore(name, id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	r := &Reservation{id: id, done: make(chan struct{})}
+	r := &reservation{id: id, done: make(chan struct{})}
 	close(r.done)
 	n.byName[name] = r
 }
 
-// Finish ends the owner's creating call. On failure the name is released
+// finish ends the owner's creating call. On failure the name is released
 // so that a retry can create the sandbox afresh. callerGone says whether
 // the owner's caller had stopped waiting.
-func (n *Registrar) Finish(name string, r *Reservation, err error, callerGone bool) {
+func (n *Registrar) finish(name string, r *reservation, err error, callerGone bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	r.err = err
@@ -90,10 +125,10 @@ func (n *Registrar) Release(name, id string) {
 	}
 }
 
-// Claim decides what a request that found name reserved by r gets: the
+// claim decides what a request that found name reserved by r gets: the
 // same sandbox if r was still being created when it arrived (a retry) or
 // if nobody has claimed r's result; otherwise AlreadyExists.
-func (n *Registrar) Claim(ctx context.Context, name string, r *Reservation) (id string, retry bool, err error) {
+func (n *Registrar) claim(ctx context.Context, name string, r *reservation) (id string, retry bool, err error) {
 	select {
 	case <-r.done:
 		n.mu.Lock()
@@ -110,6 +145,9 @@ func (n *Registrar) Claim(ctx context.Context, name string, r *Reservation) (id 
 	default:
 	}
 	// Still being created: this is kubelet's retry. Wait for the first call.
+	if n.onWait != nil {
+		n.onWait()
+	}
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -123,6 +161,3 @@ func (n *Registrar) Claim(ctx context.Context, name string, r *Reservation) (id 
 	n.mu.Unlock()
 	return r.id, false, nil
 }
-
-// ID is the ID that holds the reservation.
-func (r *Reservation) ID() string { return r.id }

@@ -3,7 +3,6 @@ package names
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,23 +12,23 @@ import (
 
 func TestNamesReserveAndRelease(t *testing.T) {
 	n := New("pod sandbox")
-	r, owner := n.Reserve("pod_ns_uid_0", "id1")
+	r, owner := n.reserve("pod_ns_uid_0", "id1")
 	if !owner {
 		t.Fatal("first reservation not owned")
 	}
-	if _, owner := n.Reserve("pod_ns_uid_0", "id2"); owner {
+	if _, owner := n.reserve("pod_ns_uid_0", "id2"); owner {
 		t.Fatal("a reserved name was reserved again")
 	}
-	if _, owner := n.Reserve("pod_ns_uid_1", "id3"); !owner {
+	if _, owner := n.reserve("pod_ns_uid_1", "id3"); !owner {
 		t.Fatal("another attempt is another name")
 	}
-	n.Finish("pod_ns_uid_0", r, nil, false)
+	n.finish("pod_ns_uid_0", r, nil, false)
 	n.Release("pod_ns_uid_0", "other-id")
-	if _, owner := n.Reserve("pod_ns_uid_0", "id4"); owner {
+	if _, owner := n.reserve("pod_ns_uid_0", "id4"); owner {
 		t.Fatal("release by a non-holder freed the name")
 	}
 	n.Release("pod_ns_uid_0", "id1")
-	if _, owner := n.Reserve("pod_ns_uid_0", "id5"); !owner {
+	if _, owner := n.reserve("pod_ns_uid_0", "id5"); !owner {
 		t.Fatal("release by the holder did not free the name")
 	}
 }
@@ -53,25 +52,20 @@ func TestNamesClaim(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			n := New("pod sandbox")
-			r, _ := n.Reserve("p", "id1")
-			var id string
-			var retry bool
-			var err error
+			r, _ := n.reserve("p", "id1")
 			if c.finishErr != nil {
-				n.Finish("p", r, *c.finishErr, c.callerGone)
-				id, retry, err = n.Claim(ctx, "p", r)
+				n.finish("p", r, *c.finishErr, c.callerGone)
 			} else {
-				// Finished only once the claim waits for it: a guess at
-				// timing would let a slow machine finish it first.
-				claimed := make(chan struct{})
+				// Finished only once claim waits for it: finishing
+				// first would test the finished case again.
+				waiting := make(chan struct{}, 1)
+				n.onWait = func() { waiting <- struct{}{} }
 				go func() {
-					defer close(claimed)
-					id, retry, err = n.Claim(ctx, "p", r)
+					<-waiting
+					n.finish("p", r, nil, false)
 				}()
-				waitBlockedInClaim(t)
-				n.Finish("p", r, nil, false)
-				<-claimed
 			}
+			id, retry, err := n.claim(ctx, "p", r)
 			if c.wantCode != nil {
 				if !errors.Is(err, c.wantCode) {
 					t.Fatalf("err = %v, want %v", err, c.wantCode)
@@ -87,43 +81,95 @@ func TestNamesClaim(t *testing.T) {
 
 func TestNamesUnclaimedIsTakenOnce(t *testing.T) {
 	n := New("pod sandbox")
-	r, _ := n.Reserve("p", "id1")
-	n.Finish("p", r, nil, true)
-	if id, _, err := n.Claim(context.Background(), "p", r); err != nil || id != "id1" {
+	r, _ := n.reserve("p", "id1")
+	n.finish("p", r, nil, true)
+	if id, _, err := n.claim(context.Background(), "p", r); err != nil || id != "id1" {
 		t.Fatalf("first claim = %q, %v", id, err)
 	}
-	if _, _, err := n.Claim(context.Background(), "p", r); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if _, _, err := n.claim(context.Background(), "p", r); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("second claim = %v, want AlreadyExists", err)
 	}
 }
 
 func TestNamesClaimGivesUpWithItsCaller(t *testing.T) {
 	n := New("pod sandbox")
-	r, _ := n.Reserve("p", "id1")
+	r, _ := n.reserve("p", "id1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if _, _, err := n.Claim(ctx, "p", r); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := n.claim(ctx, "p", r); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("claim = %v, want DeadlineExceeded", err)
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
 
-// waitBlockedInClaim waits until a goroutine is parked in Claim, which
-// happens only in its wait for a reservation still in progress (its first
-// select has a default).
-func waitBlockedInClaim(t *testing.T) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		all := string(buf[:runtime.Stack(buf, true)])
-		for _, g := range strings.Split(all, "\n\n") {
-			if strings.Contains(g, "[select") && strings.Contains(g, "(*Registrar).Claim(") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine waits in Claim after 30s:\n%s", all)
-		}
+// TestCreate: the one call sandbox's Run and container's Create make. A
+// retry while the first call works waits for it and gets its ID without
+// running its own work; a later request is AlreadyExists naming the
+// holder; a failed first call lets the waiting retry create afresh.
+func TestCreate(t *testing.T) {
+	ctx := context.Background()
+	n := New("container")
+	waiting := make(chan struct{}, 1)
+	n.onWait = func() { waiting <- struct{}{} }
+	started, release := make(chan struct{}), make(chan struct{})
+	type result struct {
+		id  string
+		err error
+	}
+	first := make(chan result, 1)
+	go func() {
+		id, err := n.Create(ctx, "c", "id1", func() error {
+			close(started)
+			<-release
+			return nil
+		})
+		first <- result{id, err}
+	}()
+	<-started
+	retry := make(chan result, 1)
+	go func() {
+		id, err := n.Create(ctx, "c", "id2", func() error {
+			t.Error("the retry ran its own work while the first call's works")
+			return nil
+		})
+		retry <- result{id, err}
+	}()
+	<-waiting
+	close(release)
+	if r := <-first; r.id != "id1" || r.err != nil {
+		t.Fatalf("first = %q, %v", r.id, r.err)
+	}
+	if r := <-retry; r.id != "id1" || r.err != nil {
+		t.Fatalf("retry = %q, %v; want the first call's id1", r.id, r.err)
+	}
+	_, err := n.Create(ctx, "c", "id3", func() error { t.Error("ran for a held name"); return nil })
+	if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), "id1") {
+		t.Fatalf("later request = %v, want AlreadyExists naming id1", err)
+	}
+
+	// A failed first call: the waiting retry creates afresh.
+	started, release = make(chan struct{}), make(chan struct{})
+	boom := errors.New("boom")
+	go func() {
+		id, err := n.Create(ctx, "d", "id4", func() error {
+			close(started)
+			<-release
+			return boom
+		})
+		first <- result{id, err}
+	}()
+	<-started
+	go func() {
+		id, err := n.Create(ctx, "d", "id5", func() error { return nil })
+		retry <- result{id, err}
+	}()
+	<-waiting
+	close(release)
+	if r := <-first; !errors.Is(r.err, boom) {
+		t.Fatalf("failed first = %q, %v", r.id, r.err)
+	}
+	if r := <-retry; r.id != "id5" || r.err != nil {
+		t.Fatalf("retry of a failed call = %q, %v; want its own id5", r.id, r.err)
 	}
 }
