@@ -66,11 +66,12 @@ TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYB
 # The unit tests run under the race detector; the integration tests once,
 # against a huskd and husk-shim built with -race (husk-runc and the pause
 # are those of bin/), and huskdtest fails a test whose huskd or shims
-# reported a race. critest and the kubelet test run the release binaries.
+# reported a race. critest and the tests that measure huskd's memory
+# (HUSK_RELEASE_BIN) run the release binaries.
 # critest runs last and alone: its pods and the other tests' would
 # compete for the machine's two cores.
 RACE_BIN      := bin-race
-RACE_TEST_ENV := $(subst HUSK_BIN=$(CURDIR)/$(BIN),HUSK_BIN=$(CURDIR)/$(RACE_BIN),$(TEST_ENV))
+RACE_TEST_ENV := $(subst HUSK_BIN=$(CURDIR)/$(BIN),HUSK_BIN=$(CURDIR)/$(RACE_BIN) HUSK_RELEASE_BIN=$(CURDIR)/$(BIN),$(TEST_ENV))
 UNIT_PKGS      = $$($(GO) list ./... | grep -v '/conformance/')
 INTEGRATION_PKGS = $$($(GO) list ./conformance/... | grep -v '/conformance/critest$$')
 

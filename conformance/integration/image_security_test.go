@@ -241,6 +241,16 @@ func vmKiB(t *testing.T, pid int, field string) int64 {
 	return 0
 }
 
+// releaseBinaries makes the test's huskd the release build: its memory is
+// what these tests measure, and the race detector's shadow memory (make
+// test's integration binaries are race-built) multiplies every heap
+// allocation several times over.
+func releaseBinaries(t *testing.T) {
+	if bin := os.Getenv("HUSK_RELEASE_BIN"); bin != "" {
+		t.Setenv("HUSK_BIN", bin)
+	}
+}
+
 // peakGrowth runs fn and returns how far above its resident memory at
 // the start huskd's peak went meanwhile, in MiB.
 func peakGrowth(t *testing.T, h *huskdtest.Huskd, fn func()) int64 {
@@ -259,6 +269,7 @@ func peakGrowth(t *testing.T, h *huskdtest.Huskd, fn func()) int64 {
 // past the configured caps each fail their pull quickly, naming the limit,
 // and huskd's memory does not grow by their size.
 func TestPullRefusesOversizedContent(t *testing.T) {
+	releaseBinaries(t)
 	h, reg := imageHuskd(t, "[image]\nmax_layer_bytes = 8388608\nmax_layer_files = 100\n")
 	const huge = 64 << 20
 	const manifestType = "application/vnd.oci.image.manifest.v1+json"
@@ -341,6 +352,7 @@ func TestPullRefusesOversizedContent(t *testing.T) {
 // the layer: a layer of many directories with large PAX records (small
 // once compressed) does not grow huskd's memory by their size.
 func TestUnpackMemoryDoesNotGrowWithDirectories(t *testing.T) {
+	releaseBinaries(t)
 	h, reg := imageHuskd(t, "")
 	padding := strings.Repeat("p", 64<<10)
 	var files []images.File
@@ -363,6 +375,7 @@ func TestUnpackMemoryDoesNotGrowWithDirectories(t *testing.T) {
 // CreateContainer, not read whole: a huge passwd does not grow huskd's
 // memory, and the user at its end is still found.
 func TestCreateContainerStreamsPasswd(t *testing.T) {
+	releaseBinaries(t)
 	h, reg := imageHuskd(t, "")
 	var passwd, group strings.Builder
 	for i := 0; passwd.Len() < 128<<20; i++ {
