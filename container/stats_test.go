@@ -317,8 +317,28 @@ func TestCgroupReaderRereads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range m.GetPaths() {
-		_ = cgroups.RemovePath(d)
+	// The shell's sleep may outlive the shell (not every sh execs its
+	// last command): kill what is left, and remove the cgroup once empty.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		removed := true
+		for _, d := range m.GetPaths() {
+			// Each hierarchy's own list: the test joined only some.
+			pids, _ := cgroups.GetPids(d)
+			for _, pid := range pids {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+			if err := cgroups.RemovePath(d); err != nil {
+				removed = false
+			}
+		}
+		if removed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cgroup %s still there 30s after its processes were killed", p)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if st, err := r.Read(); err == nil {
 		t.Errorf("Read of a removed cgroup: %+v, want an error", st)
