@@ -19,13 +19,15 @@ func TestRaceReportsAreFound(t *testing.T) {
 	src := filepath.Join(dir, "racy.go")
 	prog := `package main
 
-import "time"
-
 func main() {
 	n := 0
-	go func() { n++ }()
+	done := make(chan struct{})
+	// The two increments are unordered (the channel orders only the
+	// goroutine's before main's read): a race every run, whatever the
+	// timing.
+	go func() { n++; close(done) }()
 	n++
-	time.Sleep(100 * time.Millisecond)
+	<-done
 	println(n)
 }
 `
