@@ -194,6 +194,42 @@ func TestReadCgroupStats(t *testing.T) {
 	}
 }
 
+// On v1 a cgroup with no limit of its own under a limited one (a
+// container without a memory limit in a pod with pod-level resources)
+// has the parent's limit available: the kernel enforces the lowest limit
+// on the path, and memory.stat's hierarchical_memory_limit names it. v2
+// reports memory.max of the cgroup itself.
+func TestAvailableFollowsTheEnforcedLimit(t *testing.T) {
+	requireRoot(t)
+	if cgroups.IsCgroup2UnifiedMode() {
+		t.Skip("v1 semantics")
+	}
+	const limit = 128 << 20
+	p, _ := testCgroup(t, "limited", limit)
+	inner := path.Join(p, "inner")
+	dirs, err := accountingDirs(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dirs.memory, dirs.cpu} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := cgroups.RemovePath(d); err != nil {
+				t.Errorf("removing cgroup %s: %v", d, err)
+			}
+		})
+	}
+	st, err := ReadCgroupStats(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := limit - st.MemoryWorkingSetBytes; st.MemoryAvailableBytes != want {
+		t.Errorf("available %d under a parent limited to %d, want %d", st.MemoryAvailableBytes, limit, want)
+	}
+}
+
 func TestMissingCgroupIsNotExist(t *testing.T) {
 	requireRoot(t)
 	p, _ := testCgroup(t, "present", 0)
@@ -342,5 +378,24 @@ func TestCgroupReaderRereads(t *testing.T) {
 	}
 	if st, err := r.Read(); err == nil {
 		t.Errorf("Read of a removed cgroup: %+v, want an error", st)
+	}
+}
+
+// BenchmarkCgroupReaderRead reads one small cgroup's counters through an
+// open reader, as every container of a ListContainerStats call is read.
+func BenchmarkCgroupReaderRead(b *testing.B) {
+	if os.Getuid() != 0 {
+		b.Skip("needs root")
+	}
+	p, _ := testCgroup(b, "bench", 64<<20)
+	r, err := OpenCgroup(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	for b.Loop() {
+		if _, err := r.Read(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 // cgroupReaders keeps a container.CgroupReader open per container and pod
 // (keyed as cpuRates is: the container ID, "pod/<id>"), so that a stats
-// call reads each cgroup's counters with four preads instead of opening
-// four files by path. Readers of containers and pods that are gone are
+// call reads each cgroup's counters with three or four preads instead of
+// opening as many files by path. Readers of containers and pods that are gone are
 // closed by forget, or when a read fails.
 type cgroupReaders struct {
 	mu   sync.Mutex
