@@ -114,7 +114,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 			ID: sb.ID, Namespaces: sb.Namespaces, PausePID: sb.PausePID,
 			UIDMappings: uidMaps, GIDMappings: gidMaps,
 			Options:      sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions(),
-			CgroupParent: sb.CgroupParent(),
+			Cgroup:       sb.ContainerCgroup(id),
 			HostnamePath: m.sandboxes.PodFile(sb.ID, "hostname"),
 			HostsPath:    m.sandboxes.PodFile(sb.ID, "hosts"),
 			ResolvPath:   m.sandboxes.PodFile(sb.ID, "resolv.conf"),
@@ -162,7 +162,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	}
 	c := &Container{
 		ID: id, PodID: sb.ID, Name: name, Config: cfg, ImageID: img.ID, CreatedAt: start, LogPath: logPath,
-		Bundle: bundle, CgroupPath: spec.Linux.CgroupsPath, User: user,
+		Bundle: bundle, CgroupPath: sb.ContainerCgroup(id), User: user,
 		Resources:    cfg.GetLinux().GetResources(),
 		StopSignal:   stopSignal(cfg, imgCfg),
 		ImageVolumes: volumeIDs,
@@ -174,7 +174,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		st, err = sc.CreateContainer(ctx, shimapi.CreateContainerArgs{
 			ID: id, Bundle: bundle, LogPath: logPath,
 			Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), TTY: cfg.GetTty(),
-			CgroupPath: c.CgroupPath,
+			CgroupPath: c.CgroupPath, OOMFile: OOMFile(c.CgroupPath),
 		})
 		if err != nil {
 			return err

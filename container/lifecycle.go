@@ -13,6 +13,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -90,7 +91,7 @@ func (m *Manager) withContainer(idOrPrefix string, fn func(*entry) error) error 
 // shim cannot, and records it exited.
 func (m *Manager) killWithoutShim(e *entry) error {
 	c := e.cur.Load()
-	if err := sandbox.DestroyCgroup(c.CgroupPath, 10*time.Second); err != nil {
+	if err := cgroup.Destroy(c.CgroupPath, 10*time.Second); err != nil {
 		return err
 	}
 	e.update(func(x *Container) { unknownExit(x, "the pod's shim is gone") })

@@ -5,8 +5,8 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/ids"
-	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -24,8 +24,8 @@ func checkRecord(c *Container, id, bundle string) error {
 		return fmt.Errorf("pod ID %q is not one husk makes", c.PodID)
 	case c.Bundle != bundle:
 		return fmt.Errorf("bundle %q is not %q", c.Bundle, bundle)
-	case !sandbox.OwnCgroup(c.CgroupPath, id):
-		return fmt.Errorf("cgroup %q is not a container's cgroup <parent>/%s", c.CgroupPath, id)
+	case !cgroup.Owns(c.CgroupPath, id):
+		return fmt.Errorf("cgroup %q is not a container's cgroup <parent>/%s or <slice>/%s-%s.scope", c.CgroupPath, id, cgroup.ScopePrefix, id)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"os"
-	"path"
 	"path/filepath"
 
 	"k8s.io/klog/v2"
@@ -52,8 +51,8 @@ func (m *Manager) Reconcile(ctx context.Context) {
 			}
 			continue
 		}
-		if path.Dir(c.CgroupPath) != sb.CgroupParent() {
-			// Its record says another pod's cgroup parent: nothing of it
+		if c.CgroupPath != sb.ContainerCgroup(c.ID) {
+			// Its record says a cgroup not beside its pod's: nothing of it
 			// is acted on.
 			klog.ErrorS(nil, "Invalid container record: its cgroup is not under its pod's; leaving it alone",
 				"containerID", c.ID, "podSandboxID", c.PodID, "cgroup", c.CgroupPath)

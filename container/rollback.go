@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"path"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -35,7 +34,7 @@ func (m *Manager) keepFailed(f failedCreate, err, undoErr error) error {
 	why := "CreateContainer failed and so did its rollback: " + undoErr.Error()
 	c := &Container{
 		ID: f.id, PodID: f.sb.ID, Name: f.name, Config: f.cfg, ImageID: f.imageID, CreatedAt: f.start,
-		Bundle: f.bundle, CgroupPath: path.Join(f.sb.CgroupParent(), f.id),
+		Bundle: f.bundle, CgroupPath: f.sb.ContainerCgroup(f.id),
 		StopSignal: "SIGKILL", // nothing of it is meant to run
 		State:      shimapi.ContainerState{ID: f.id, CreatedAt: f.start},
 	}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -111,7 +112,7 @@ func Spec(in SpecInput) (*specs.Spec, User, error) {
 		Annotations: annotations(in),
 		Linux: &specs.Linux{
 			Resources:         resources,
-			CgroupsPath:       path.Join(in.Sandbox.CgroupParent, in.ID),
+			CgroupsPath:       cgroup.SpecPath(in.Sandbox.Cgroup),
 			Namespaces:        namespaces,
 			Devices:           devices,
 			RootfsPropagation: rootfsPropagation,

@@ -94,7 +94,7 @@ func baseInput() SpecInput {
 				"uts": "/run/husk/ns/pod1/uts",
 			},
 			PausePID:     42,
-			CgroupParent: "/kubepods/besteffort/pod1",
+			Cgroup:       "/kubepods/besteffort/pod1/c1",
 			HostnamePath: testHostname,
 			HostsPath:    testHosts,
 			ResolvPath:   testResolv,
@@ -1098,7 +1098,7 @@ func ExampleSpec() {
 			Image:    &runtime.ImageSpec{Image: "docker.io/library/nginx:1.27"},
 		},
 		Image:   ImageConfig{Entrypoint: []string{"/docker-entrypoint.sh"}, Cmd: []string{"nginx", "-g", "daemon off;"}, User: "101"},
-		Sandbox: SandboxInfo{ID: "pod1", PausePID: 42, CgroupParent: "/kubepods/pod1"},
+		Sandbox: SandboxInfo{ID: "pod1", PausePID: 42, Cgroup: "/kubepods/pod1/c1"},
 		Rootfs:  "/var/lib/husk/containers/c1/rootfs",
 		Users:   ParseUserDB([]byte("nginx:x:101:101::/nonexistent:/bin/false\n"), nil),
 	}

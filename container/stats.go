@@ -12,11 +12,10 @@ import (
 	"sync"
 
 	"github.com/opencontainers/cgroups"
-	cgroupsv1 "github.com/opencontainers/cgroups/fs"
-	"github.com/opencontainers/cgroups/fs2"
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/container/usage"
+	"github.com/huskrt/husk/internal/cgroup"
 )
 
 // CgroupStats is what the CRI stats calls report about a cgroup.
@@ -49,16 +48,6 @@ var (
 	memoryKeysV1 = memoryKeys{"total_inactive_file", "total_rss", "total_pgfault", "total_pgmajfault", "hierarchical_memory_limit"}
 	memoryKeysV2 = memoryKeys{"inactive_file", "anon", "pgfault", "pgmajfault", ""}
 )
-
-// cgroupManager builds a manager for the cgroupfs path p, as
-// sandbox.cgroupManager does (the package cannot be imported from here).
-func cgroupManager(p string) (cgroups.Manager, error) {
-	cg := &cgroups.Cgroup{Path: p, Resources: &cgroups.Resources{}}
-	if cgroups.IsCgroup2UnifiedMode() {
-		return fs2.NewManager(cg, path.Join("/sys/fs/cgroup", p))
-	}
-	return cgroupsv1.NewManager(cg, nil)
-}
 
 // ReadCgroupStats reads the CPU and memory counters of the cgroup at path
 // (cgroupfs form, e.g. /kubepods/pod1/<id>) once: OpenCgroup, Read, Close.
@@ -299,14 +288,19 @@ func available(limit, workingSet uint64) uint64 {
 // ReadOOMKills reads only the cgroup's OOM kill counter: huskd reads it
 // when a container exits, before its cgroup is removed, to report the
 // OOMKilled reason.
-func ReadOOMKills(p string) (uint64, error) {
-	m, err := cgroupManager(p)
+func ReadOOMKills(p string) (uint64, error) { return cgroup.OOMKills(p) }
+
+// OOMFile is the file of the cgroup at p (cgroupfs form) whose oom_kill
+// line counts its OOM kills, where the host mounts the memory controller:
+// v2's memory.events, v1's memory.oom_control. It is what the shim reads
+// when a container exits; "" when no memory controller is mounted.
+func OOMFile(p string) string {
+	dirs, err := accountingDirs(p)
 	if err != nil {
-		return 0, fmt.Errorf("cgroup %s: %w", p, err)
+		return ""
 	}
-	n, err := m.OOMKillCount()
-	if err != nil {
-		return 0, fmt.Errorf("reading OOM kills of cgroup %s: %w", p, err)
+	if dirs.v2 {
+		return path.Join(dirs.memory, "memory.events")
 	}
-	return n, nil
+	return path.Join(dirs.memory, "memory.oom_control")
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	cgroupsv1 "github.com/opencontainers/cgroups/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/internal/cgroup"
 )
 
 func requireRoot(t *testing.T) {
@@ -38,7 +40,7 @@ func testCgroup(t testing.TB, name string, limit int64) (string, func(pid int)) 
 	_, _ = rand.Read(b)
 	parent := "/husk-stats-test-" + hex.EncodeToString(b)
 	p := path.Join(parent, name)
-	m, err := cgroupManager(p)
+	m, err := cgroup.Manager(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +272,15 @@ func TestReadOOMKills(t *testing.T) {
 		t.Skipf("the kernel did not OOM-kill in an 8 MiB cgroup (the process ended with %v)", err)
 	}
 	t.Logf("%d OOM kills; the process ended with %v", n, err)
+	// The shim reads the counter from the file OOMFile names: the same
+	// count, where the host mounts the memory controller.
+	b, ferr := os.ReadFile(OOMFile(p))
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	if got := parseKeyed(b)["oom_kill"]; got != n {
+		t.Errorf("%s says oom_kill %d, the cgroups library %d", OOMFile(p), got, n)
+	}
 }
 
 func TestParseKeyed(t *testing.T) {
@@ -349,7 +360,7 @@ func TestCgroupReaderRereads(t *testing.T) {
 
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	m, err := cgroupManager(p)
+	m, err := cgroup.Manager(p)
 	if err != nil {
 		t.Fatal(err)
 	}

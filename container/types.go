@@ -33,9 +33,9 @@ type SandboxInfo struct {
 	PausePID int
 	// Options are the pod's namespace options (network, pid, ipc).
 	Options *runtime.NamespaceOption
-	// CgroupParent is the pod's cgroup (cgroupfs form, cleaned); containers
-	// live in <CgroupParent>/<container id>.
-	CgroupParent string
+	// Cgroup is the container's cgroup (cgroupfs form), beside the pod's
+	// pause (sandbox.ContainerCgroup).
+	Cgroup string
 	// Files the container gets bind-mounted unless its config mounts
 	// something at the same path.
 	HostnamePath, HostsPath, ResolvPath string

@@ -11,14 +11,15 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/errdefs"
-	"github.com/huskrt/husk/sandbox"
 )
 
 // validateRunPodSandbox checks everything about a RunPodSandbox request
 // that can be checked without touching the node, one concern per check.
-// Each error names the field at fault.
-func validateRunPodSandbox(r *runtime.RunPodSandboxRequest) error {
+// Each error names the field at fault. driver is the cgroup driver new
+// pods are made with: it decides the form of linux.cgroup_parent.
+func validateRunPodSandbox(r *runtime.RunPodSandboxRequest, driver cgroup.Driver) error {
 	cfg := r.GetConfig()
 	if cfg == nil {
 		return errdefs.InvalidArgument("config", "missing")
@@ -31,7 +32,7 @@ func validateRunPodSandbox(r *runtime.RunPodSandboxRequest) error {
 	}
 	for _, check := range []func(*runtime.PodSandboxConfig) error{
 		validatePodMetadata, validateHostname, validateLogDirectory, validatePodMaps, validatePodDNS,
-		validatePortMappings, validatePodLinux,
+		validatePortMappings, func(c *runtime.PodSandboxConfig) error { return validatePodLinux(c, driver) },
 	} {
 		if err := check(cfg); err != nil {
 			return err
@@ -120,10 +121,10 @@ func validatePortMappings(cfg *runtime.PodSandboxConfig) error {
 	return nil
 }
 
-func validatePodLinux(cfg *runtime.PodSandboxConfig) error {
+func validatePodLinux(cfg *runtime.PodSandboxConfig, driver cgroup.Driver) error {
 	linux := cfg.GetLinux()
 	if p := linux.GetCgroupParent(); p != "" {
-		if _, err := sandbox.CleanCgroupParent(p); err != nil {
+		if _, err := driver.Parent(p); err != nil {
 			return errdefs.InvalidArgument("config.linux.cgroup_parent", "%q %v", p, err)
 		}
 	}
@@ -366,7 +367,7 @@ func validateSysctls(sysctls map[string]string, o *runtime.NamespaceOption) erro
 // AlreadyExists, except kubelet's retry of a call still in progress, which
 // gets that call's sandbox once it is ready.
 func (s *Server) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
-	if err := validateRunPodSandbox(r); err != nil {
+	if err := validateRunPodSandbox(r, s.sandboxes.CgroupDriver()); err != nil {
 		return nil, err
 	}
 	id, err := s.sandboxes.Run(ctx, r.GetConfig(), r.GetRuntimeHandler())

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/errdefs"
 )
 
@@ -33,7 +34,7 @@ func validRequest() *runtime.RunPodSandboxRequest {
 }
 
 func TestValidateRunPodSandbox(t *testing.T) {
-	if err := validateRunPodSandbox(validRequest()); err != nil {
+	if err := validateRunPodSandbox(validRequest(), cgroup.Cgroupfs); err != nil {
 		t.Fatalf("valid request refused: %v", err)
 	}
 	cases := []struct {
@@ -204,7 +205,7 @@ func TestValidateRunPodSandbox(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := validRequest()
 			c.mod(r)
-			err := validateRunPodSandbox(r)
+			err := validateRunPodSandbox(r, cgroup.Cgroupfs)
 			if errdefs.Code(err) != codes.InvalidArgument {
 				t.Fatalf("code %v (%v), want InvalidArgument", errdefs.Code(err), err)
 			}
@@ -258,7 +259,7 @@ func TestValidateRunPodSandboxAcceptsKubelet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := validRequest()
 			mod(r)
-			if err := validateRunPodSandbox(r); err != nil {
+			if err := validateRunPodSandbox(r, cgroup.Cgroupfs); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -276,7 +277,7 @@ func FuzzValidateRunPodSandbox(f *testing.F) {
 		if proto.Unmarshal(b, r) != nil {
 			return
 		}
-		if err := validateRunPodSandbox(r); err != nil && errdefs.Code(err) != codes.InvalidArgument {
+		if err := validateRunPodSandbox(r, cgroup.Cgroupfs); err != nil && errdefs.Code(err) != codes.InvalidArgument {
 			t.Fatalf("code %v for %v", errdefs.Code(err), err)
 		}
 	})

@@ -21,6 +21,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/huskrt/husk/internal/cgroup"
 )
 
 // IO says what a container's process gets as stdio.
@@ -58,7 +60,14 @@ func create(root, id, specPath string, stdio IO, run bool) (_ int, retErr error)
 	if err := os.Chdir(filepath.Dir(specPath)); err != nil {
 		return 0, err
 	}
-	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
+	// A cgroups path in the systemd form (slice:cri-husk:id) asks for a
+	// scope from systemd (huskd's systemd cgroup driver); runc is told so
+	// by a flag, husk by the path's form (see internal/cgroup).
+	var systemd bool
+	if spec.Linux != nil {
+		systemd = cgroup.IsSystemdSpecPath(spec.Linux.CgroupsPath)
+	}
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec, UseSystemdCgroup: systemd})
 	if err != nil {
 		return 0, fmt.Errorf("converting the spec: %w", err)
 	}

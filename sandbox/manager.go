@@ -25,6 +25,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/ids"
@@ -44,7 +45,10 @@ type Config struct {
 	RuncPath  string
 	PausePath string
 
-	// CgroupParent is used for pods that name none.
+	// CgroupDriver names and removes pods' and containers' cgroups.
+	CgroupDriver cgroup.Driver
+	// CgroupParent is used for pods that name none, in the driver's form
+	// (a path, or a slice name); empty: the driver's default.
 	CgroupParent string
 	ShmSize      int64
 
@@ -138,7 +142,9 @@ type Manager struct {
 	cfg         Config
 	pauseRootfs string
 	oomFloor    int
-	names       *names.Registrar
+	// defaultParent is the cgroupfs path of the configured cgroup parent.
+	defaultParent string
+	names         *names.Registrar
 
 	mu   sync.RWMutex
 	pods map[string]*pod
@@ -216,7 +222,19 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	m := &Manager{cfg: cfg, names: names.New("pod sandbox"), pods: map[string]*pod{}, observer: nopObserver{}}
+	if m.cfg.CgroupDriver == "" {
+		m.cfg.CgroupDriver = cgroup.Cgroupfs
+	}
+	if err := m.cfg.CgroupDriver.Check(); err != nil {
+		return nil, err
+	}
+	if m.cfg.CgroupParent == "" {
+		m.cfg.CgroupParent = m.cfg.CgroupDriver.DefaultParent()
+	}
 	var err error
+	if m.defaultParent, err = m.cfg.CgroupDriver.Parent(m.cfg.CgroupParent); err != nil {
+		return nil, fmt.Errorf("cgroup_parent %q: %w", m.cfg.CgroupParent, err)
+	}
 	if m.pauseRootfs, err = layOutPauseRootfs(filepath.Join(cfg.Root, "pause"), cfg.PausePath); err != nil {
 		return nil, fmt.Errorf("laying out the pause rootfs: %w", err)
 	}
@@ -287,6 +305,20 @@ func (m *Manager) PodFile(id, name string) string { return filepath.Join(m.rootD
 // cgroup_parent, or the configured default.
 func (sb *Sandbox) CgroupParent() string { return path.Dir(sb.CgroupPath) }
 
+// ContainerCgroup is the cgroupfs path of the pod's container id: beside
+// the pause's, made by the driver that made the pod's (a pod keeps its
+// driver for life, whatever huskd is later configured with).
+func (sb *Sandbox) ContainerCgroup(id string) string { return cgroup.Sibling(sb.CgroupPath, id) }
+
+// CgroupDriver is the driver new pods' cgroups are made with.
+func (m *Manager) CgroupDriver() cgroup.Driver { return m.cfg.CgroupDriver }
+
+// ValidCgroupParent checks a pod's cgroup_parent against the driver.
+func (m *Manager) ValidCgroupParent(p string) error {
+	_, err := m.cfg.CgroupDriver.Parent(p)
+	return err
+}
+
 // NetNS is the pinned network namespace of a Ready pod, or "" when the pod
 // uses the host's network: where port-forward dials.
 func (m *Manager) NetNS(id string) (string, error) {
@@ -356,11 +388,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 
 func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {
 	start := time.Now()
-	parent := m.cfg.CgroupParent
+	parent := m.defaultParent
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" {
 		var err error
-		if parent, err = CleanCgroupParent(p); err != nil {
-			return errdefs.InvalidArgument("linux.cgroup_parent", "%v", err)
+		if parent, err = m.cfg.CgroupDriver.Parent(p); err != nil {
+			return errdefs.InvalidArgument("linux.cgroup_parent", "%q %v", p, err)
 		}
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
@@ -371,7 +403,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		CreatedAt:      start,
 		Config:         cfg,
 		RuntimeHandler: handler,
-		CgroupPath:     podCgroupPath(parent, id),
+		CgroupPath:     m.cfg.CgroupDriver.Child(parent, id),
 		PidMode:        nsOpts.GetPid(),
 	}
 	var u undo.Stack
@@ -458,7 +490,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err != nil {
 		// The shim undoes its own work when it reports a failure, but not
 		// when it was killed: make sure of the cgroup.
-		if cerr := DestroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); cerr != nil {
+		if cerr := cgroup.Destroy(sb.CgroupPath, m.cfg.StopTimeout); cerr != nil {
 			klog.ErrorS(cerr, "Removing the cgroup of a failed pause", "podSandboxID", id)
 		}
 		return err
@@ -535,9 +567,9 @@ func (m *Manager) forceStop(_ context.Context, sb *Sandbox, shimPID int) error {
 	var errs []error
 	if sb.CgroupPath != "" {
 		for _, c := range m.lastSnapshot(sb.ID).Containers {
-			errs = append(errs, DestroyCgroup(path.Join(sb.CgroupParent(), c.ID), m.cfg.StopTimeout))
+			errs = append(errs, cgroup.Destroy(sb.ContainerCgroup(c.ID), m.cfg.StopTimeout))
 		}
-		errs = append(errs, DestroyCgroup(sb.CgroupPath, m.cfg.StopTimeout))
+		errs = append(errs, cgroup.Destroy(sb.CgroupPath, m.cfg.StopTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -746,8 +778,8 @@ func (m *Manager) dropDefaultParentLocked() {
 	if len(m.pods) > 0 || m.creating > 0 {
 		return
 	}
-	if err := removeEmptyCgroup(m.cfg.CgroupParent); err != nil {
-		klog.V(2).InfoS("Keeping the default cgroup parent", "cgroup", m.cfg.CgroupParent, "reason", err.Error())
+	if err := cgroup.RemoveEmpty(m.defaultParent); err != nil {
+		klog.V(2).InfoS("Keeping the default cgroup parent", "cgroup", m.defaultParent, "reason", err.Error())
 	}
 }
 

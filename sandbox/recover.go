@@ -12,6 +12,7 @@ import (
 	"github.com/google/renameio/v2"
 	"k8s.io/klog/v2"
 
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/shim/shimapi"
 )
@@ -146,7 +147,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 		return err
 	}
 	if sb.CgroupPath != "" {
-		if err := DestroyCgroup(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
+		if err := cgroup.Destroy(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
 			return err
 		}
 	}

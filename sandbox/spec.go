@@ -5,6 +5,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/huskrt/husk/internal/cgroup"
 )
 
 // PauseBinary is where the pause program sits in the pause rootfs.
@@ -188,7 +190,7 @@ func pauseSpec(in pauseSpecInput) *specs.Spec {
 		},
 		Linux: &specs.Linux{
 			Namespaces:  ns,
-			CgroupsPath: in.CgroupPath,
+			CgroupsPath: cgroup.SpecPath(in.CgroupPath),
 			Sysctl:      sysctl,
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},

@@ -22,9 +22,9 @@ import (
 
 // ctr is one app container of the pod.
 type ctr struct {
-	id         string
-	cgroupPath string
-	bundle     string
+	id      string
+	oomFile string // see shimapi.CreateContainerArgs.OOMFile
+	bundle  string
 
 	state shimapi.ContainerState // guarded by server.mu
 
@@ -103,7 +103,7 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 	if err != nil {
 		return shimapi.ContainerState{}, fmt.Errorf("opening the log %s: %w", a.LogPath, err)
 	}
-	c := &ctr{id: a.ID, cgroupPath: a.CgroupPath, bundle: a.Bundle, log: log, stdinOnce: a.StdinOnce, exited: make(chan struct{}), ioDone: make(chan struct{})}
+	c := &ctr{id: a.ID, oomFile: a.OOMFile, bundle: a.Bundle, log: log, stdinOnce: a.StdinOnce, exited: make(chan struct{}), ioDone: make(chan struct{})}
 	var closeOnErr, closeAfterStart []*os.File
 	defer func() {
 		for _, f := range closeAfterStart {
@@ -162,7 +162,7 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 		call.stdio = []*os.File{stdinR, outW, errW}
 		call.args = append(call.args, "--inherit-stdio")
 	}
-	c.oomBefore, _ = readOOMKills(a.CgroupPath)
+	c.oomBefore, _ = readOOMKills(a.OOMFile)
 
 	pid, err := s.runcPID(call)
 	if err != nil {
@@ -213,7 +213,7 @@ func (s *server) waitExit(c *ctr, exited <-chan unix.WaitStatus) {
 	case <-c.ioDone:
 	case <-time.After(ioDrainTimeout):
 	}
-	oom, _ := readOOMKills(c.cgroupPath)
+	oom, _ := readOOMKills(c.oomFile)
 	code := exitCode(ws)
 	st := s.setState(c, func(st *shimapi.ContainerState) {
 		st.Status, st.ExitCode, st.FinishedAt = shimapi.StatusExited, code, finished
@@ -414,26 +414,24 @@ func (s *server) update(a shimapi.UpdateArgs) error {
 	return s.runc(runcCall{args: []string{"update", "--id=" + a.ID, "--resources=" + f}})
 }
 
-// readOOMKills reads how many processes the OOM killer took from the
-// cgroup at path (cgroupfs form): v1 memory.oom_control's oom_kill, or v2
-// memory.events'. A cgroup that is gone counts 0.
-func readOOMKills(path string) (uint64, error) {
-	for _, f := range []string{
-		filepath.Join("/sys/fs/cgroup/memory", path, "memory.oom_control"),
-		filepath.Join("/sys/fs/cgroup", path, "memory.events"),
-	} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range bytesLines(b) {
-			if len(line) > 9 && string(line[:9]) == "oom_kill " {
-				return strconv.ParseUint(string(line[9:]), 10, 64)
-			}
-		}
-		return 0, nil
+// readOOMKills reads how many processes the OOM killer took from a
+// container's cgroup: the oom_kill line of file (v1 memory.oom_control, v2
+// memory.events; see shimapi.CreateContainerArgs.OOMFile). A cgroup that
+// is gone, or no file named, counts 0.
+func readOOMKills(file string) (uint64, error) {
+	if file == "" {
+		return 0, os.ErrNotExist
 	}
-	return 0, os.ErrNotExist
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytesLines(b) {
+		if len(line) > 9 && string(line[:9]) == "oom_kill " {
+			return strconv.ParseUint(string(line[9:]), 10, 64)
+		}
+	}
+	return 0, nil
 }
 
 func bytesLines(b []byte) [][]byte {

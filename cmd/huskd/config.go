@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/huskrt/husk/internal/cgroup"
 )
 
 // Config is huskd's configuration file, /etc/husk/config.toml. Every field
@@ -71,10 +73,13 @@ type RegistryConfig struct {
 
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
-	ShimPath     string   `toml:"shim_path" json:"shim_path" comment:"husk-shim binary; empty: next to huskd, else on PATH."`
-	RuncPath     string   `toml:"runc_path" json:"runc_path" comment:"husk-runc binary; empty: next to huskd, else on PATH."`
-	PausePath    string   `toml:"pause_path" json:"pause_path" comment:"husk-pause binary; empty: next to huskd, else on PATH."`
-	CgroupParent string   `toml:"cgroup_parent" json:"cgroup_parent" comment:"cgroupfs parent of pods whose config names none."`
+	ShimPath  string `toml:"shim_path" json:"shim_path" comment:"husk-shim binary; empty: next to huskd, else on PATH."`
+	RuncPath  string `toml:"runc_path" json:"runc_path" comment:"husk-runc binary; empty: next to huskd, else on PATH."`
+	PausePath string `toml:"pause_path" json:"pause_path" comment:"husk-pause binary; empty: next to huskd, else on PATH."`
+	// kubeadm configures kubelet with the systemd driver; kubelet follows
+	// the runtime's answer to RuntimeConfig.
+	CgroupDriver string   `toml:"cgroup_driver" json:"cgroup_driver" comment:"How pods' cgroups are made: cgroupfs (directories husk makes) or systemd (scopes systemd makes over D-Bus, in kubelet's slices; needs systemd as init)."`
+	CgroupParent string   `toml:"cgroup_parent" json:"cgroup_parent" comment:"Parent of pods whose config names none: a cgroupfs path, or with the systemd driver a slice name. Empty: /husk, or husk.slice."`
 	ShmSize      int64    `toml:"shm_size" json:"shm_size" comment:"Bytes of each pod's own /dev/shm."`
 	StopTimeout  Duration `toml:"stop_timeout" json:"stop_timeout" comment:"How long a pod's processes get to die after SIGKILL."`
 	// kubelet sends absolute paths; this serves relative Localhost refs.
@@ -110,7 +115,7 @@ func defaultConfig() Config {
 		State:  "/run/husk",
 		Listen: "/run/husk/husk.sock",
 		Runtime: RuntimeConfig{
-			CgroupParent:       "/husk",
+			CgroupDriver:       "cgroupfs",
 			ShmSize:            64 << 20,
 			StopTimeout:        Duration(10 * time.Second),
 			SeccompProfileRoot: "/var/lib/kubelet/seccomp",
@@ -195,7 +200,15 @@ func (c *Config) validate() error {
 	if c.Runtime.ShmSize <= 0 {
 		return fmt.Errorf("runtime.shm_size: must be positive")
 	}
-	var err error
+	driver, err := cgroup.ParseDriver(c.Runtime.CgroupDriver)
+	if err != nil {
+		return fmt.Errorf("runtime.cgroup_driver: %w", err)
+	}
+	if c.Runtime.CgroupParent != "" {
+		if _, err := driver.Parent(c.Runtime.CgroupParent); err != nil {
+			return fmt.Errorf("runtime.cgroup_parent: %q %w", c.Runtime.CgroupParent, err)
+		}
+	}
 	if c.Runtime.ShimPath, err = findBinary(c.Runtime.ShimPath, "husk-shim"); err != nil {
 		return fmt.Errorf("runtime.shim_path: %w", err)
 	}

@@ -95,3 +95,31 @@ func TestValidateConfig(t *testing.T) {
 		t.Errorf("a relative root: %v", err)
 	}
 }
+
+func TestValidateCgroupDriver(t *testing.T) {
+	cases := []struct {
+		driver, parent string
+		errHas         string
+	}{
+		{"", "", ""},
+		{"cgroupfs", "/kubepods", ""},
+		{"systemd", "", ""},
+		{"systemd", "kubepods.slice", ""},
+		{"cgroupv2", "", "runtime.cgroup_driver"},
+		{"systemd", "/husk", "runtime.cgroup_parent"},
+		{"systemd", "kubepods", "runtime.cgroup_parent"},
+		{"cgroupfs", "husk.slice:cri-husk:x", "runtime.cgroup_parent"},
+		{"cgroupfs", "/a/../..", "runtime.cgroup_parent"},
+	}
+	for _, c := range cases {
+		cfg := defaultConfig()
+		cfg.Runtime.CgroupDriver, cfg.Runtime.CgroupParent = c.driver, c.parent
+		err := cfg.validate()
+		if c.errHas == "" && err != nil && strings.Contains(err.Error(), "cgroup") {
+			t.Errorf("driver %q parent %q: %v", c.driver, c.parent, err)
+		}
+		if c.errHas != "" && (err == nil || !strings.Contains(err.Error(), c.errHas)) {
+			t.Errorf("driver %q parent %q: err = %v, want one naming %s", c.driver, c.parent, err, c.errHas)
+		}
+	}
+}

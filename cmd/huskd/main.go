@@ -28,6 +28,7 @@ import (
 	"github.com/huskrt/husk/cri"
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
+	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/stream"
@@ -107,11 +108,12 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer nets.Close()
+	driver, _ := cgroup.ParseDriver(cfg.Runtime.CgroupDriver) // validated
 	mgr, err := sandbox.New(sandbox.Config{
 		Network: nets,
 		Root:    cfg.Root, State: cfg.State,
 		ShimPath: cfg.Runtime.ShimPath, RuncPath: cfg.Runtime.RuncPath, PausePath: cfg.Runtime.PausePath,
-		CgroupParent: cfg.Runtime.CgroupParent, ShmSize: cfg.Runtime.ShmSize,
+		CgroupDriver: driver, CgroupParent: cfg.Runtime.CgroupParent, ShmSize: cfg.Runtime.ShmSize,
 		HostResolvConf: "/etc/resolv.conf", HostHosts: "/etc/hosts",
 		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
 		StopTimeout:   time.Duration(cfg.Runtime.StopTimeout),

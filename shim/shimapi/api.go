@@ -119,9 +119,15 @@ type CreateContainerArgs struct {
 	Stdin     bool   `json:"stdin,omitempty"`
 	StdinOnce bool   `json:"stdinOnce,omitempty"`
 	TTY       bool   `json:"tty,omitempty"`
-	// CgroupPath is the container's cgroup (cgroupfs form), where the shim
-	// reads the OOM kill counter when the container exits.
+	// CgroupPath is the container's cgroup (cgroupfs form). Shims before
+	// OOMFile read the OOM kill counter under it; it is still sent to them.
 	CgroupPath string `json:"cgroupPath"`
+	// OOMFile is the file whose oom_kill line counts the container's OOM
+	// kills (v1 memory.oom_control, v2 memory.events), read when the
+	// container is created and when it exits. huskd finds it where the
+	// host mounts the memory controller; the shim, one per pod, does not
+	// link the cgroups library to look.
+	OOMFile string `json:"oomFile,omitempty"`
 }
 
 // IDArgs names a container.
