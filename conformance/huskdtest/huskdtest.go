@@ -486,7 +486,9 @@ func (h *Huskd) podCgroups() []string {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
-			if ids[d.Name()] {
+			// cri-husk-<id>.scope: the systemd driver's name for it.
+			name := strings.TrimSuffix(strings.TrimPrefix(d.Name(), "cri-husk-"), ".scope")
+			if ids[name] {
 				out = append(out, p)
 				return filepath.SkipDir
 			}

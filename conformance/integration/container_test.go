@@ -441,43 +441,6 @@ func TestSecurityContext(t *testing.T) {
 	})
 }
 
-func TestUpdateContainerResources(t *testing.T) {
-	h, _ := ctrHuskd(t, "")
-	ctx := context.Background()
-	parent := h.CgroupParent()
-	pod, podCfg := podWithLogs(t, h, "update", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = parent })
-	cfg := ctrConfig("limited", "sleep", "1000")
-	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 512}
-	id := runCtr(t, h, pod, podCfg, cfg)
-	read := func(ctrl, file string) string {
-		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, parent, id, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(b))
-	}
-	if got := read("memory", "memory.limit_in_bytes"); got != strconv.Itoa(128<<20) {
-		t.Errorf("memory limit at start %s", got)
-	}
-	upd := &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, CpuShares: 256, CpuPeriod: 100000, CpuQuota: 50000}
-	if err := h.Runtime.UpdateContainerResources(ctx, id, &runtime.ContainerResources{Linux: upd}); err != nil {
-		t.Fatal(err)
-	}
-	for file, want := range map[string]string{
-		"memory/memory.limit_in_bytes": strconv.Itoa(64 << 20),
-		"cpu/cpu.shares":               "256",
-		"cpu/cpu.cfs_quota_us":         "50000",
-	} {
-		if got := read(filepath.Dir(file), filepath.Base(file)); got != want {
-			t.Errorf("%s = %s, want %s", file, got, want)
-		}
-	}
-	r := ctrStatus(t, h, id).GetResources().GetLinux()
-	if r.GetMemoryLimitInBytes() != 64<<20 || r.GetCpuShares() != 256 || r.GetCpuQuota() != 50000 {
-		t.Errorf("ContainerStatus.resources after update: %v", r)
-	}
-}
-
 func TestContainerStats(t *testing.T) {
 	h, _ := ctrHuskd(t, "")
 	ctx := context.Background()
