@@ -34,5 +34,11 @@ for t in $P/tests/*.test; do
 	echo "HUSK-VM-TESTS-END $name rc=$r uptime=$(up)"
 	[ $r -eq 0 ] || rc=$r
 done
+if [ $rc -ne 0 ]; then
+	# Without huskd's probe of overlayfs' "lowerdir+=" (Linux 6.8), which
+	# 6.1 refuses, with a message, on every huskd start and image pull.
+	dmesg --level=emerg,alert,crit,err,warn | grep -v 'unrecognized mount option "lowerdir+=' |
+		tail -40 | sed 's/^/HUSK-VM-DMESG /'
+fi
 echo "HUSK-VM-RESULT rc=$rc uptime=$(up)"
 sync
