@@ -73,14 +73,23 @@ KEY=$( {
 	echo "$KPKG=$KVER busybox-static=$BBVER"
 } | sha256sum | cut -c1-16)
 BASE=$CACHE/cgroupv2-vm-$KEY
+# removetree removes a directory without descending into what is mounted
+# below it (a killed debootstrap leaves /proc and /sys mounted in its root).
+removetree() {
+	grep -o " $1/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+	rm -rf --one-file-system "$1"
+}
 if [ ! -f "$BASE/kernel" ]; then
+	# What a killed build left (an interrupted one removes its own), once
+	# no build can still be writing it.
+	find "$CACHE" -maxdepth 1 -name 'cgroupv2-vm-*.build.*' -mmin +120 | while read -r d; do removetree "$d"; done
 	log "building the VM base $BASE ($KPKG $KVER)"
 	s=$(date +%s)
 	scripts/vm/base.sh "$BASE" "$KPKG" "$KVER"
 	log "base built in $(($(date +%s) - s)) s"
 	# Bases of older keys are never used again.
 	for old in "$CACHE"/cgroupv2-vm-*; do
-		case $old in "$BASE" | *.build.*) ;; *) [ -f "$old/kernel" ] && rm -rf --one-file-system "$old" ;; esac
+		case $old in "$BASE" | *.build.*) ;; *) [ -f "$old/kernel" ] && removetree "$old" ;; esac
 	done
 fi
 
@@ -88,9 +97,10 @@ WORK=$(mktemp -d /var/tmp/husk-cgroupv2-vm.XXXXXX)
 QEMU=""
 cleanup() {
 	if [ -n "$QEMU" ] && kill -0 "$QEMU" 2>/dev/null; then
-		log "stopping the VM (qemu pid $QEMU)"
+		log "stopping the VM (pid $QEMU)"
+		# timeout passes the TERM on to qemu, and a KILL 10 s later.
 		kill "$QEMU" 2>/dev/null || true
-		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QEMU" 2>/dev/null || break; sleep 1; done
+		for _ in $(seq 15); do kill -0 "$QEMU" 2>/dev/null || break; sleep 1; done
 		kill -9 "$QEMU" 2>/dev/null || true
 	fi
 	[ -n "${TAIL:-}" ] && kill "$TAIL" 2>/dev/null || true
@@ -126,27 +136,30 @@ START=$(date +%s)
 # cgroups. loglevel=3: the kernel's errors and warnings would cut into the
 # test output on the shared console; guest-run.sh prints them after a
 # failure.
-qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
+# timeout: should this script be killed outright (no trap runs), the VM
+# still stops a minute after its time.
+timeout -k 10 $((TIMEOUT + 60)) qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
 	-nodefaults -display none -monitor none -no-reboot -nic none \
 	-kernel "$BASE/vmlinuz" -initrd "$BASE/initrd.gz" \
 	-append "console=ttyS0 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 panic=-1 loglevel=3 apparmor=0 systemd.show_status=error ${HUSK_VM_APPEND:-}" \
 	-drive file="$WORK/root.img",if=virtio,format=raw,cache=unsafe \
 	-drive file="$WORK/payload.img",if=virtio,format=raw,readonly=on \
 	-serial file:"$LOG" </dev/null >"$WORK/qemu.out" 2>&1 &
-QEMU=$!
+QEMU=$! # timeout's PID: a TERM to it is passed on to qemu
 # The console as it comes, without its carriage returns (sed -u: line by
 # line, not in blocks, when the output is a file).
 tail -n +1 -f --pid="$QEMU" "$LOG" | sed -u 's/\r$//' &
 TAIL=$!
+stopping=""
 while kill -0 "$QEMU" 2>/dev/null; do
-	if [ $(($(date +%s) - START)) -ge "$TIMEOUT" ]; then
-		log "the VM ran over $TIMEOUT s: killing it"
-		break
+	if [ -z "$stopping" ] && [ $(($(date +%s) - START)) -ge "$TIMEOUT" ]; then
+		log "the VM ran over $TIMEOUT s: stopping it"
+		kill "$QEMU" 2>/dev/null || true
+		stopping=1
 	fi
 	sleep 1
 done
 ELAPSED=$(($(date +%s) - START))
-cleanupqemu=$QEMU
 wait "$TAIL" 2>/dev/null || true
 TAIL=""
 [ -s "$WORK/qemu.out" ] && { log "qemu said:"; cat "$WORK/qemu.out"; }

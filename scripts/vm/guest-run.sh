@@ -34,6 +34,9 @@ for t in $P/tests/*.test; do
 	echo "HUSK-VM-TESTS-END $name rc=$r uptime=$(up)"
 	[ $r -eq 0 ] || rc=$r
 done
+# Which controllers the run left enabled at the root (huskd's cgroup
+# parents live there).
+echo "HUSK-VM-CGROUP-AFTER subtree_control=[$(cat /sys/fs/cgroup/cgroup.subtree_control)]"
 if [ $rc -ne 0 ]; then
 	# Without huskd's probe of overlayfs' "lowerdir+=" (Linux 6.8), which
 	# 6.1 refuses, with a message, on every huskd start and image pull.
