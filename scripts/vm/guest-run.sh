@@ -11,6 +11,8 @@ echo "HUSK-VM-UP uptime=$(up) kernel=$(uname -r) pid1=$(cat /proc/1/comm)"
 # shellcheck source=/dev/null
 . "$P/env" # HUSK_VM_RUN, HUSK_VM_TEST_TIMEOUT, written by the host
 echo "HUSK-VM-CGROUP fs=$(stat -fc %T /sys/fs/cgroup) controllers=[$(cat /sys/fs/cgroup/cgroup.controllers)] subtree_control=[$(cat /sys/fs/cgroup/cgroup.subtree_control)] self=$(cat /proc/self/cgroup)"
+# systemd as PID 1 with D-Bus: what the systemd cgroup driver talks to.
+echo "HUSK-VM-SYSTEMD version=$(systemctl --version | sed -n 1p | cut -d' ' -f2) dbus=$(systemctl is-active dbus.socket) system_bus=$(test -S /run/dbus/system_bus_socket && echo yes || echo no)"
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 # The tools of `make test`'s TEST_ENV, at their places on the payload.
