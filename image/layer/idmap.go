@@ -83,7 +83,9 @@ func ProbeIDMap(dir, helper string) error {
 		return err
 	}
 	defer Unmount(names[1])
-	if err := mountNewAPI([]string{names[1]}, names[2], names[3], names[4]); err != nil {
+	// Mount, as containers' are: kernels before 6.8 refuse the new mount
+	// API's "lowerdir+" (EINVAL) and get the classic form.
+	if err := Mount([]string{names[1]}, names[2], names[3], names[4]); err != nil {
 		if errors.Is(err, unix.ENOSYS) {
 			return err
 		}
