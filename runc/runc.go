@@ -177,7 +177,8 @@ func Update(root, id string, resourcesJSON []byte) error {
 		return err
 	}
 	r, n := cfg.Cgroups.Resources, fresh.Resources
-	r.CpuShares, r.CpuQuota, r.CpuPeriod = n.CpuShares, n.CpuQuota, n.CpuPeriod
+	// CpuWeight is v2's form of the shares (specconv converts them).
+	r.CpuShares, r.CpuWeight, r.CpuQuota, r.CpuPeriod = n.CpuShares, n.CpuWeight, n.CpuQuota, n.CpuPeriod
 	r.CpusetCpus, r.CpusetMems = n.CpusetCpus, n.CpusetMems
 	r.Memory, r.MemorySwap = n.Memory, n.MemorySwap
 	r.HugetlbLimit, r.Unified = n.HugetlbLimit, n.Unified

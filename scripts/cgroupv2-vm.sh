@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 # The integration tests whose code paths read or write cgroups: limits,
 # stats and metrics, OOM, live updates, user namespaces, exec, restarts of
 # huskd, and removal that must leave no cgroup behind.
-DEFAULT_RUN='^(TestPodLifecycle|TestContainerLifecycle|TestOOMKilled|TestUpdateContainerResources|TestContainerStats|TestStatsReadAtCallTime|TestPodSandboxMetrics|TestUserNamespacePod|TestExecSync|TestContainersSurviveHuskdRestart|TestRestartKeepsPods|TestRemoveExitedContainerLeavesNothing|TestPodRemovalTakesItsContainers|TestRuntimeInfo)$'
+DEFAULT_RUN='^(TestPodLifecycle|TestContainerLifecycle|TestOOMKilled|TestUpdateContainerResources|TestContainerStats|TestStatsReadAtCallTime|TestPodSandboxMetrics|TestUserNamespacePod|TestExecSync|TestContainersSurviveHuskdRestart|TestRestartKeepsPods|TestRemoveExitedContainerLeavesNothing|TestPodRemovalTakesItsContainers|TestRuntimeInfo|TestUnifiedResources|TestCpusetResources|TestSystemdCgroupDriver)$'
 RUN=${HUSK_VM_RUN:-$DEFAULT_RUN}
 TESTS=${HUSK_VM_TESTS:-bin/cgroupv2-vm}
 TIMEOUT=${HUSK_VM_TIMEOUT:-1500}

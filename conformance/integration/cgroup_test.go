@@ -195,17 +195,27 @@ func TestSystemdCgroupDriver(t *testing.T) {
 	if !systemd.IsRunningSystemd() {
 		t.Skip("systemd is not the init system here (runs in make test-cgroupv2)")
 	}
-	h, _ := ctrHuskd(t, "[runtime]\ncgroup_driver = \"systemd\"\n")
+	// The pods' default slice, the test's own. systemd made it with the
+	// first scope in it; huskd leaves slices to systemd (kubelet's are
+	// kubelet's), so the test stops it, after huskd's cleanup (cleanups
+	// run last first) has checked that no scope is left.
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	slice := "husktest" + hex.EncodeToString(b) + ".slice"
+	t.Cleanup(func() {
+		systemctl(t, "stop", slice)
+		huskdtest.Eventually(t, 10*time.Second, slice+" is removed", func() bool {
+			_, err := os.Stat(filepath.Join("/sys/fs/cgroup", slice))
+			return os.IsNotExist(err)
+		})
+	})
+	h, _ := ctrHuskd(t, "[runtime]\ncgroup_driver = \"systemd\"\ncgroup_parent = \""+slice+"\"\n")
+	h.DefaultCgroupParent = "" // a slice: not huskd's to remove
 	ctx := context.Background()
 	rc, err := h.Runtime.RuntimeConfig(ctx)
 	if err != nil || rc.GetLinux().GetCgroupDriver() != runtime.CgroupDriver_SYSTEMD {
 		t.Fatalf("RuntimeConfig = %v, %v; want SYSTEMD", rc, err)
 	}
-
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	slice := "husktest" + hex.EncodeToString(b) + ".slice"
-	t.Cleanup(func() { systemctl(t, "stop", slice) })
 
 	// A cgroupfs path is not a slice: refused by name, nothing made.
 	bad := huskdtest.PodConfig("bad-parent")
@@ -214,7 +224,7 @@ func TestSystemdCgroupDriver(t *testing.T) {
 		t.Errorf("RunPodSandbox with a cgroupfs parent under the systemd driver: %v, want InvalidArgument naming cgroup_parent", err)
 	}
 
-	pod, podCfg := podWithLogs(t, h, "systemd", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = slice })
+	pod, podCfg := podWithLogs(t, h, "systemd", nil) // in the default slice
 	podCg := podCgroup(t, h, pod)
 	podScope := "cri-husk-" + pod + ".scope"
 	if want := "/" + slice + "/" + podScope; podCg != want {
