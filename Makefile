@@ -134,7 +134,9 @@ VM_TESTS := $(BIN)/cgroupv2-vm
 test-cgroupv2: deps build
 	@mkdir -p $(VM_TESTS)
 	CGO_ENABLED=0 $(GO) test -c -o $(VM_TESTS)/integration.test ./conformance/integration
+	CGO_ENABLED=0 $(GO) test -c -o $(VM_TESTS)/critest.test ./conformance/critest
 	CGO_ENABLED=0 $(GO) build -o $(VM_TESTS)/husktest ./conformance/images/husktest
+	CGO_ENABLED=0 $(GO) build -o $(VM_TESTS)/imagebin ./conformance/critest/imagebin
 	HUSK_VM_TESTS=$(VM_TESTS) ./scripts/cgroupv2-vm.sh
 
 # Benchmarks: speed and memory, measured, never asserted; husk side by

@@ -76,3 +76,17 @@ func TestExpectedFile(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+func TestFocused(t *testing.T) {
+	expected := []string{"[k8s.io] Container runtime x", "[k8s.io] PodSandbox y", "[k8s.io] Image Manager z"}
+	got, err := focused(expected, `\[k8s\.io\] (Container|PodSandbox) `)
+	if err != nil || !reflect.DeepEqual(got, expected[:2]) {
+		t.Errorf("focused = %v, %v", got, err)
+	}
+	if _, err := focused(expected, "Streaming"); err == nil {
+		t.Error("a focus that matches nothing listed is accepted")
+	}
+	if _, err := focused(expected, "("); err == nil {
+		t.Error("a bad regexp is accepted")
+	}
+}

@@ -19,6 +19,8 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 export HUSK_BIN=$P/bin HUSK_CRICTL=$P/tools/crictl HUSK_BUSYBOX=$P/tools/busybox HUSK_CRITEST=$P/tools/critest
 # husktest, built on the host: the guest has no Go (conformance/images).
 export HUSK_TESTBIN=$P/tests/husktest
+# critest's ratchet, and the groups of it run here (see cgroupv2-vm.sh).
+export HUSK_CRITEST_EXPECTED=$P/tests/critest-expected HUSK_CRITEST_FOCUS HUSK_IMAGEBIN=$P/tests/imagebin
 # The kernel would load these on first use too; loading them here keeps
 # that out of the first test's time.
 modprobe -a overlay bridge veth br_netfilter nf_tables nft_chain_nat nft_compat xt_MASQUERADE 2>&1 | sed 's/^/HUSK-VM-NOTE modprobe: /'
