@@ -85,6 +85,7 @@ test: deps build race-build
 	$(RACE_TEST_ENV) $(GO) test -count=1 -timeout 30m $(INTEGRATION_PKGS)
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory test-cgroupv2
 
 race-build: build
 	@mkdir -p $(RACE_BIN)

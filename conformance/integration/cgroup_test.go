@@ -260,6 +260,20 @@ func TestSystemdCgroupDriver(t *testing.T) {
 		t.Errorf("ContainerStats under the systemd driver: %v, %v", st, err)
 	}
 
+	// huskd killed and started again finds the pod and its container in
+	// their scopes, running, and goes on managing them.
+	h.Kill()
+	h.Launch()
+	if s := ctrStatus(t, h, id); s.GetState() != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("after huskd's restart the container is %v", s.GetState())
+	}
+	if got := ctrCgroup(t, h, id); got != cg {
+		t.Errorf("after huskd's restart the container's cgroup is %s, was %s", got, cg)
+	}
+	if got := systemctl(t, "show", "-P", "ActiveState", scope); got != "active" {
+		t.Errorf("after huskd's restart %s is %q", scope, got)
+	}
+
 	// Stopped and removed: the scopes are gone, from systemd and the
 	// hierarchy.
 	if err := h.Runtime.StopContainer(ctx, id, 0); err != nil {
