@@ -50,8 +50,13 @@ func (m *Manager) Running(id string) (*Container, error) {
 	return c, nil
 }
 
-func (m *Manager) ioSocket(c *Container) string {
-	return filepath.Join(m.sandboxes.StateDir(c.PodID), shimapi.IOSocketName)
+// ioSocket is the shim's IO socket for c; Unavailable while the shim has
+// not answered since a restart (sandbox.ShimAnswers).
+func (m *Manager) ioSocket(c *Container) (string, error) {
+	if err := m.sandboxes.ShimAnswers(c.PodID); err != nil {
+		return "", err
+	}
+	return filepath.Join(m.sandboxes.StateDir(c.PodID), shimapi.IOSocketName), nil
 }
 
 // ExecSync runs cmd in a running container and returns its output and exit
@@ -74,7 +79,11 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		return nil, err
 	}
 	defer p.close()
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, p.theirs)
+	sock, err := m.ioSocket(c)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := shimapi.StartIO(ctx, sock, req, p.theirs)
 	p.sent()
 	if err != nil {
 		return nil, execError(ctx, c, timeout, err)
@@ -163,7 +172,11 @@ func (m *Manager) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 		return err
 	}
 	defer p.close()
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, p.theirs)
+	sock, err := m.ioSocket(c)
+	if err != nil {
+		return err
+	}
+	sess, err := shimapi.StartIO(ctx, sock, req, p.theirs)
 	p.sent()
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
@@ -190,7 +203,11 @@ func (m *Manager) execTTY(ctx context.Context, c *Container, req shimapi.IOReque
 		req.Width, req.Height = sz.Width, sz.Height
 	default:
 	}
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, []*os.File{theirs})
+	sock, err := m.ioSocket(c)
+	if err != nil {
+		return err
+	}
+	sess, err := shimapi.StartIO(ctx, sock, req, []*os.File{theirs})
 	theirs.Close()
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
@@ -329,7 +346,11 @@ func (m *Manager) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		req.Width, req.Height = sz.Width, sz.Height
 	default:
 	}
-	sess, err := shimapi.StartIO(ctx, m.ioSocket(c), req, p.theirs)
+	sock, err := m.ioSocket(c)
+	if err != nil {
+		return err
+	}
+	sess, err := shimapi.StartIO(ctx, sock, req, p.theirs)
 	p.sent()
 	if err != nil {
 		return fmt.Errorf("attach to container %s: %w", c.ID, err)

@@ -185,6 +185,9 @@ type pod struct {
 	mu      sync.RWMutex
 	shim    *shimapi.Client
 	removed bool
+	// unanswered: after a restart the shim did not answer, and is being
+	// asked again (see reconnect); calls that need it are Unavailable.
+	unanswered bool
 	// cancelMonitor stops the goroutine that waits for the pause to exit.
 	cancelMonitor context.CancelFunc
 
@@ -349,10 +352,35 @@ func (m *Manager) WithShim(id string, fn func(sb *Sandbox, c *shimapi.Client) er
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	sb := p.cur.Load()
+	if err := p.answersLocked(); err != nil {
+		return err
+	}
 	if p.removed || sb.State != StateReady || p.shim == nil {
 		return errdefs.FailedPrecondition("pod sandbox %s is not ready (%s)", sb.ID, sb.Reason)
 	}
 	return fn(sb, p.shim)
+}
+
+// ShimAnswers fails as Unavailable while the pod's shim has not answered
+// since huskd's restart (see reconnect): calls that talk to the shim's IO
+// socket directly (exec, attach) check it rather than wait out their
+// deadline on a stopped shim.
+func (m *Manager) ShimAnswers(id string) error {
+	p, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.answersLocked()
+}
+
+// answersLocked: p.mu held.
+func (p *pod) answersLocked() error {
+	if !p.removed && p.unanswered && p.cur.Load().State == StateReady {
+		return errdefs.Unavailable("the shim of pod sandbox %s does not answer (stopped or starved of CPU?); huskd keeps asking it", p.id)
+	}
+	return nil
 }
 
 // PodName is the name that makes a pod unique on the node.

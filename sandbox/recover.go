@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/internal/cgroup"
@@ -26,6 +28,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return err
 	}
 	known := map[string]bool{}
+	var ready []*pod
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -75,12 +78,23 @@ func (m *Manager) Recover(ctx context.Context) error {
 		m.mu.Unlock()
 		m.names.Restore(sb.Name, id)
 		if sb.State == StateReady {
-			m.reconnect(ctx, p)
+			ready = append(ready, p)
 		} else {
 			// Stopped: what its shim last wrote is all there is.
 			m.observer.Snapshot(id, m.lastSnapshot(id), true)
 		}
 	}
+	// Every shim is dialled at once, each with a bound: one that does not
+	// answer costs the restart that bound, not its share of a queue.
+	var wg sync.WaitGroup
+	for _, p := range ready {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.reconnect(ctx, p)
+		}()
+	}
+	wg.Wait()
 
 	// Volatile state whose record is gone: a crash during RemovePodSandbox.
 	states, err := os.ReadDir(filepath.Join(m.cfg.State, "pods"))
@@ -102,32 +116,105 @@ func (m *Manager) Recover(ctx context.Context) error {
 	return nil
 }
 
+// reconnectTimeout bounds one attempt to dial a shim and get its answer.
+// A shim answers Info in well under a millisecond; a restart waits this
+// long for one that does not.
+const reconnectTimeout = 2 * time.Second
+
+// errShimGone is a shim that is not there to answer: nothing listens on
+// its socket.
+var errShimGone = errors.New("shim is not running")
+
 // reconnect dials a Ready pod's shim and hands its snapshot to the
 // observer. A shim that is gone, or whose pause has exited, leaves the pod
-// NotReady.
+// NotReady. A shim that is there but does not answer (stopped, or starved
+// of CPU) is not dead: the pod keeps its state and its containers what the
+// shim last wrote, calls that need the shim fail as Unavailable, and the
+// shim is asked again until it answers or is gone (keepAsking). Declaring
+// it dead would report its running containers exited, and kubelet would
+// start second copies of them.
 func (m *Manager) reconnect(ctx context.Context, p *pod) {
+	err := m.tryReconnect(ctx, p)
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, errShimGone):
+		m.shimGone(p, errShimGone.Error())
+		return
+	}
+	klog.ErrorS(err, "Shim does not answer; keeping the pod as it was and asking again", "podSandboxID", p.id)
+	m.observer.Snapshot(p.id, m.lastSnapshot(p.id), false)
+	p.mu.Lock()
+	p.unanswered = true
+	p.mu.Unlock()
+	go m.keepAsking(ctx, p)
+}
+
+// keepAsking asks an unanswering shim again, once a second, until it
+// answers, is gone, or the pod is no longer Ready (stopped meanwhile:
+// StopPodSandbox kills a shim it cannot reach) or huskd stops.
+func (m *Manager) keepAsking(ctx context.Context, p *pod) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.RLock()
+		done := p.removed || !p.unanswered || p.cur.Load().State != StateReady
+		p.mu.RUnlock()
+		if done {
+			return
+		}
+		switch err := m.tryReconnect(ctx, p); {
+		case err == nil:
+			return
+		case errors.Is(err, errShimGone):
+			m.shimGone(p, errShimGone.Error())
+			return
+		}
+	}
+}
+
+// tryReconnect dials the pod's shim and asks for its state, within
+// reconnectTimeout; on an answer the pod is the shim's again (snapshot,
+// monitor). It fails with errShimGone when nothing listens on the socket.
+func (m *Manager) tryReconnect(ctx context.Context, p *pod) error {
 	sb := p.cur.Load()
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, reconnectTimeout)
 	defer cancel()
 	c, err := shimapi.Dial(dctx, filepath.Join(m.stateDir(sb.ID), shimapi.SocketName))
 	if err != nil {
-		m.shimGone(p, "shim is not running")
-		return
+		if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, os.ErrNotExist) {
+			return errShimGone
+		}
+		return fmt.Errorf("dialling the shim: %w", err)
 	}
 	info, err := c.Info(dctx)
 	if err != nil {
 		c.Close()
-		m.shimGone(p, "shim does not answer")
-		return
+		return fmt.Errorf("asking the shim for its state: %w", err)
 	}
-	p.shim = c
-	m.observer.Snapshot(sb.ID, info.Snapshot, false)
+	p.mu.Lock()
+	if p.removed || p.shim != nil || p.cur.Load().State != StateReady {
+		p.mu.Unlock()
+		c.Close() // stopped or removed meanwhile: nothing to take back
+		return nil
+	}
+	p.shim, p.unanswered = c, false
 	m.monitor(p, c)
+	p.mu.Unlock()
+	// The observer's snapshots are ordered by their sequence number, so
+	// one the monitor delivered first is not undone by this older one.
+	m.observer.Snapshot(sb.ID, info.Snapshot, false)
 	if !info.Snapshot.Pause.Running {
 		m.notReady(p, fmt.Sprintf("pause exited with code %d", info.Snapshot.Pause.ExitCode))
-		return
+		return nil
 	}
 	klog.InfoS("Reconnected to shim", "podSandboxID", sb.ID, "shimPid", info.ShimPID)
+	return nil
 }
 
 // teardown removes everything a sandbox may have: used where no shim can
