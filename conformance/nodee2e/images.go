@@ -26,8 +26,10 @@ type Image struct {
 // v1.37.2) that defines a NodeConformance spec: the images they name
 // through test/utils/image (imageutils.X, e2e_node's busyboxImage and
 // agnhostImage, e2epod.NewAgnhostContainer, e2epod.GetDefaultTestImage =
-// busybox on Linux) and literally. It is a superset: a file's other specs
-// count too.
+// busybox on Linux) and literally, and the helpers those specs call
+// (e2e_node's sample device plugin manifest). It is a superset: a file's
+// other specs count too. The 614 specs of the selection are defined in 67
+// files.
 //
 // The suite also pre-pulls e2e_node's NodePrePullImageList (image_list.go:
 // cadvisor, etcd, perl, node-perf/*, node-problem-detector, the sample
@@ -97,6 +99,12 @@ var Images = []Image{
 		Upstream: "kubernetes' build/pause/linux/pause.c, static, ENTRYPOINT /pause, USER 65535:65535",
 		Build:    "the real program: build/pause/linux/pause.c from the kubernetes module compiled static with gcc (as husk-pause is built), ENTRYPOINT /pause, USER 65535:65535; also copied into agnhost's /var/registry as pause:testing",
 		UsedBy:   "specs that run pause as a container: e2e/common/node (init_container, pods, lifecycle_hook, pod_admission), e2e_node (runtimeclass, mirror_pod, container_lifecycle, pods_container_manager, static_pod)",
+	},
+	{
+		Name:     "registry.k8s.io/e2e-test-images/sample-device-plugin:1.8.0",
+		Upstream: "test/images/sample-device-plugin on alpine, named by e2e_node's test/e2e/testing-manifests/sample-device-plugin/sample-device-plugin.yaml (manifest.go's SampleDevicePlugin still says 1.7)",
+		Build:    "the real program: `go build k8s.io/kubernetes/test/images/sample-device-plugin` (static), on busybox; its one NodeConformance spec (device_plugin_test.go, a restartable init container) is also Serial and Disruptive",
+		UsedBy:   "e2e_node/device_plugin_test.go",
 	},
 	{
 		Name:     "invalid.registry.k8s.io/invalid/alpine:3.1",
