@@ -131,7 +131,7 @@ conformance: deps build
 # specs and of the NodeConformance selection.
 node-e2e-build:
 	./scripts/node-e2e-build.sh
-	HUSK_E2E_NODE=$(TOOLS)/bin/e2e_node.test $(GO) test -count=1 -v -run 'TestDryRun' ./conformance/nodee2e/
+	HUSK_E2E_NODE=$(TOOLS)/bin/e2e_node.test HUSK_E2E_NODE_PROGRAMS=$(TOOLS)/e2e_node-programs $(GO) test -count=1 -v -run 'TestDryRun|TestPrograms' ./conformance/nodee2e/
 
 # husk's cgroup v2 paths, tested in a VM (this host is cgroup v1): Debian
 # 12 with systemd as PID 1 under qemu, its base built once and cached in

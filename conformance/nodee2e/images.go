@@ -13,8 +13,9 @@ type Image struct {
 	// Upstream is what the published image holds (its Dockerfile under
 	// test/images/ in the kubernetes module).
 	Upstream string
-	// Build says how the image is made offline here, and where it is a
-	// stand-in rather than the real program, why.
+	// Build says how the image is to be made offline here (none is built
+	// yet: the programs are, in /var/cache/husk/e2e_node-VERSION/programs),
+	// and where it is a stand-in rather than the real program, why.
 	Build string
 	// UsedBy names the spec files (test/e2e/common/... or test/e2e_node/...)
 	// whose NodeConformance specs, or specs beside them, run the image.
@@ -41,7 +42,7 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
 		Manifest: "Agnhost",
 		Upstream: "alpine 3.21 with /agnhost (ENTRYPOINT, CMD pause), agnhost-2 a link to it, bind-tools, curl, netcat, iproute2, iperf, bash, socat, coredns 1.6.2, porter's localhost.crt/key, /uploads, user-defined-in-image (uid 1000) in group-defined-in-image (gid 50000), and /var/registry: registry.k8s.io/pause:3.10.2 as pause:testing for fake-registry-server",
-		Build:    "the real program: `go build k8s.io/kubernetes/test/images/agnhost` (static, CGO_ENABLED=0) in the scratch module of scripts/kube-module.sh; on Debian's busybox (the shell and tools the specs exec); /etc/passwd and /etc/group with the image's user and group; /var/registry written in fake-registry-server's layout (<name>/manifests/<tag> holding a digest, <name>/{manifests,blobs}/sha256/<2>/<hash>/data) with the pause image below as pause:testing; porter's certificate from the module's test/images/agnhost/porter",
+		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on Debian's busybox (the shell and tools the specs exec); /etc/passwd and /etc/group with the image's user and group; /var/registry written in fake-registry-server's layout (<name>/manifests/<tag> holding a digest, <name>/{manifests,blobs}/sha256/<2>/<hash>/data) with the pause image below as pause:testing; porter's certificate from the module's test/images/agnhost/porter",
 		UsedBy:   "e2e/common/node (pods, runtime: fake-registry-server and image pulls, lifecycle_hook, container_probe, security_context, ephemeral_containers), e2e/common/storage (volumes: mounttest), e2e_node (pod_host_ips, pod_conditions, summary, swap)",
 	},
 	{
@@ -69,7 +70,7 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/nonewprivs:1.4",
 		Manifest: "Nonewprivs",
 		Upstream: "alpine 3.22 with /usr/local/bin/nnp set-user-ID root (CMD nnp): test/images/nonewprivs/nnp.go prints its effective uid",
-		Build:    "the real program: `go build k8s.io/kubernetes/test/images/nonewprivs` (static) installed set-user-ID root at /usr/local/bin/nnp, on busybox",
+		Build:    "the real program, built by scripts/node-e2e-build.sh (programs/nonewprivs, from k8s.io/kubernetes/test/images/nonewprivs), installed set-user-ID root at /usr/local/bin/nnp, on busybox",
 		UsedBy:   "e2e/common/node/security_context.go (allowPrivilegeEscalation)",
 	},
 	{
@@ -103,7 +104,7 @@ var Images = []Image{
 	{
 		Name:     "registry.k8s.io/e2e-test-images/sample-device-plugin:1.8.0",
 		Upstream: "test/images/sample-device-plugin on alpine, named by e2e_node's test/e2e/testing-manifests/sample-device-plugin/sample-device-plugin.yaml (manifest.go's SampleDevicePlugin still says 1.7)",
-		Build:    "the real program: `go build k8s.io/kubernetes/test/images/sample-device-plugin` (static), on busybox; its one NodeConformance spec (device_plugin_test.go, a restartable init container) is also Serial and Disruptive",
+		Build:    "the real program, built by scripts/node-e2e-build.sh (programs/sample-device-plugin), on busybox; its one NodeConformance spec (device_plugin_test.go, a restartable init container) is also Serial and Disruptive",
 		UsedBy:   "e2e_node/device_plugin_test.go",
 	},
 	{

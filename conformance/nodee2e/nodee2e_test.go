@@ -2,6 +2,7 @@ package nodee2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,5 +185,37 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("%s: %s in a dry run focused on NodeConformance", s.Name, s.State)
 			break
 		}
+	}
+}
+
+// TestPrograms checks the test images' programs scripts/node-e2e-build.sh
+// builds from the kubernetes module: agnhost reports the version the specs'
+// image name carries, nnp its effective uid. It needs
+// $HUSK_E2E_NODE_PROGRAMS (`make node-e2e-build` sets it).
+func TestPrograms(t *testing.T) {
+	dir := os.Getenv("HUSK_E2E_NODE_PROGRAMS")
+	if dir == "" {
+		t.Skip("$HUSK_E2E_NODE_PROGRAMS is not set (scripts/node-e2e-build.sh builds the programs)")
+	}
+	var agnhostTag string
+	for _, im := range Images {
+		if im.Manifest == "Agnhost" {
+			agnhostTag = im.Name[strings.LastIndex(im.Name, ":")+1:]
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agnhost", "--version"}, "app version " + agnhostTag + "\n"},
+		{[]string{"nonewprivs"}, fmt.Sprintf("Effective uid: %d\n", os.Geteuid())},
+	} {
+		out, err := exec.Command(filepath.Join(dir, c.args[0]), c.args[1:]...).CombinedOutput()
+		if err != nil || string(out) != c.want {
+			t.Errorf("%q: %q, %v; want %q", c.args, out, err, c.want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "sample-device-plugin")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("sample-device-plugin: %v", err)
 	}
 }
