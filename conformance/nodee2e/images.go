@@ -13,9 +13,9 @@ type Image struct {
 	// Upstream is what the published image holds (its Dockerfile under
 	// test/images/ in the kubernetes module).
 	Upstream string
-	// Build says how the image is to be made offline here (none is built
-	// yet: the programs are, in /var/cache/husk/e2e_node-VERSION/programs),
-	// and where it is a stand-in rather than the real program, why.
+	// Build says how the image is made offline here (Build builds it; it
+	// is not yet served to a run), and where it is a stand-in rather than
+	// the real program, why.
 	Build string
 	// UsedBy names the spec files (test/e2e/common/... or test/e2e_node/...)
 	// whose NodeConformance specs, or specs beside them, run the image.
@@ -42,7 +42,7 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
 		Manifest: "Agnhost",
 		Upstream: "alpine 3.21 with /agnhost (ENTRYPOINT, CMD pause), agnhost-2 a link to it, bind-tools, curl, netcat, iproute2, iperf, bash, socat, coredns 1.6.2, porter's localhost.crt/key, /uploads, user-defined-in-image (uid 1000) in group-defined-in-image (gid 50000), and /var/registry: registry.k8s.io/pause:3.10.2 as pause:testing for fake-registry-server",
-		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on Debian's busybox (the shell and tools the specs exec); /etc/passwd and /etc/group with the image's user and group; /var/registry written in fake-registry-server's layout (<name>/manifests/<tag> holding a digest, <name>/{manifests,blobs}/sha256/<2>/<hash>/data) with the pause image below as pause:testing; porter's certificate from the module's test/images/agnhost/porter",
+		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on Debian's busybox (the shell and tools the specs exec: sh, nc, wget, ip); /etc/passwd and /etc/group with the image's user and group; /var/registry in fake-registry-server's layout with the pause image below as pause:testing. Not carried yet: alpine's curl, bind-tools, iperf, bash, socat, coredns and porter's certificate, none of which the selection is known to run",
 		UsedBy:   "e2e/common/node (pods, runtime: fake-registry-server and image pulls, lifecycle_hook, container_probe, security_context, ephemeral_containers), e2e/common/storage (volumes: mounttest), e2e_node (pod_host_ips, pod_conditions, summary, swap)",
 	},
 	{
@@ -91,14 +91,14 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1",
 		Manifest: "GlibcDnsTesting",
 		Upstream: "debian:bookworm-slim with dnsutils and coredns 1.5.0",
-		Build:    "busybox plus the host's glibc `hostname` (/usr/bin/hostname) with its libraries: the specs run `hostname` and `hostname -f`, whose answer must come from glibc's resolver reading /etc/hosts as upstream's does; dig and coredns are not run by them",
+		Build:    "busybox plus the host's glibc `hostname` (/usr/bin/hostname) with its libraries and an nsswitch.conf (hosts: files dns): the specs run `hostname` and `hostname -f`, whose answer must come from glibc's resolver reading /etc/hosts as upstream's does; dig and coredns are not run by them",
 		UsedBy:   "e2e/common/node/pod_hostnameoverride.go, e2e_node/pod_hostnamefqdn_test.go",
 	},
 	{
 		Name:     "registry.k8s.io/pause:3.10.2",
 		Manifest: "Pause",
 		Upstream: "kubernetes' build/pause/linux/pause.c, static, ENTRYPOINT /pause, USER 65535:65535",
-		Build:    "the real program: build/pause/linux/pause.c from the kubernetes module compiled static with gcc (as husk-pause is built), ENTRYPOINT /pause, USER 65535:65535; also copied into agnhost's /var/registry as pause:testing",
+		Build:    "a real pause: husk's own (bin/husk-pause, C, static, as kubernetes' build/pause/linux/pause.c is built) as /pause, ENTRYPOINT /pause, USER 65535:65535; also laid out in agnhost's /var/registry as pause:testing",
 		UsedBy:   "specs that run pause as a container: e2e/common/node (init_container, pods, lifecycle_hook, pod_admission), e2e_node (runtimeclass, mirror_pod, container_lifecycle, pods_container_manager, static_pod)",
 	},
 	{
