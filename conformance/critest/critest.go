@@ -6,7 +6,6 @@
 package critest
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/huskrt/husk/conformance/ginkgoreport"
 	"github.com/huskrt/husk/conformance/images"
 )
 
@@ -162,56 +162,7 @@ func Serve(t testing.TB) (*images.Registry, string) {
 }
 
 // Spec is one spec of a critest run.
-type Spec struct {
-	Group   string // the outermost container ("[k8s.io] Container")
-	Name    string // the whole text, containers and leaf
-	State   string // passed, failed, skipped, pending, panicked, timedout, interrupted
-	Message string // the failure or skip message
-}
-
-// ginkgoReport is the part of ginkgo's JSON report (types.Report) read.
-type ginkgoReport struct {
-	SpecReports []struct {
-		ContainerHierarchyTexts []string
-		LeafNodeText            string
-		LeafNodeType            string
-		State                   string
-		Failure                 struct {
-			Message  string
-			Location struct {
-				FileName   string
-				LineNumber int
-			}
-		}
-	}
-}
-
-// ReadReport reads the specs (It nodes) of a ginkgo JSON report.
-func ReadReport(path string) ([]Spec, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var reports []ginkgoReport
-	if err := json.Unmarshal(b, &reports); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var specs []Spec
-	for _, r := range reports {
-		for _, s := range r.SpecReports {
-			if s.LeafNodeType != "It" {
-				continue
-			}
-			texts := append(append([]string{}, s.ContainerHierarchyTexts...), s.LeafNodeText)
-			msg := s.Failure.Message
-			if s.State != "passed" && s.Failure.Location.FileName != "" {
-				msg = fmt.Sprintf("%s (%s:%d)", msg, filepath.Base(s.Failure.Location.FileName), s.Failure.Location.LineNumber)
-			}
-			specs = append(specs, Spec{Group: texts[0], Name: strings.Join(texts, " "), State: s.State, Message: msg})
-		}
-	}
-	return specs, nil
-}
+type Spec = ginkgoreport.Spec
 
 // ratchet compares a run with the specs expected to pass: broken says, for
 // each expected spec that did not pass, what happened to it; newly lists

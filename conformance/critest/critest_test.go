@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/huskrt/husk/conformance/ginkgoreport"
 	"github.com/huskrt/husk/conformance/huskdtest"
 )
 
@@ -65,7 +66,7 @@ func TestCritest(t *testing.T) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
 	runErr := cmd.Run() // fails whenever a spec fails; the report says which
-	specs, err := ReadReport(report)
+	specs, err := ginkgoreport.Read(report)
 	if err != nil {
 		log, _ := os.ReadFile(out.Name())
 		t.Fatalf("critest: %v; no report: %v\n%s", runErr, err, tail(log, 4000))

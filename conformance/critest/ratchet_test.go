@@ -1,8 +1,6 @@
 package critest
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,32 +28,6 @@ func TestRatchet(t *testing.T) {
 		if !reflect.DeepEqual(broken, c.broken) || !reflect.DeepEqual(newly, c.new) {
 			t.Errorf("ratchet(%q) = %q, %q; want %q, %q", c.expected, broken, newly, c.broken, c.new)
 		}
-	}
-}
-
-func TestReadReport(t *testing.T) {
-	report := `[{"SpecReports":[
-	 {"ContainerHierarchyTexts":null,"LeafNodeText":"","LeafNodeType":"BeforeSuite","State":"passed"},
-	 {"ContainerHierarchyTexts":["[k8s.io] Image Manager","public image"],"LeafNodeText":"should pull","LeafNodeType":"It","State":"failed",
-	  "Failure":{"Message":"not found","Location":{"FileName":"/src/pkg/validate/image.go","LineNumber":42}}},
-	 {"ContainerHierarchyTexts":["[k8s.io] Runtime info"],"LeafNodeText":"runtime should return version","LeafNodeType":"It","State":"passed"}]}]`
-	p := filepath.Join(t.TempDir(), "report.json")
-	if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	specs, err := ReadReport(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Spec{
-		{Group: "[k8s.io] Image Manager", Name: "[k8s.io] Image Manager public image should pull", State: "failed", Message: "not found (image.go:42)"},
-		{Group: "[k8s.io] Runtime info", Name: "[k8s.io] Runtime info runtime should return version", State: "passed"},
-	}
-	if !reflect.DeepEqual(specs, want) {
-		t.Errorf("ReadReport = %+v\nwant %+v", specs, want)
-	}
-	if _, err := ReadReport(filepath.Join(t.TempDir(), "none.json")); err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("a missing report: %v", err)
 	}
 }
 

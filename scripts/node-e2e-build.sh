@@ -1,0 +1,77 @@
+#!/bin/sh
+# Builds Kubernetes' node end-to-end suite (e2e_node.test, from
+# k8s.io/kubernetes/test/e2e_node at the version kubelet is built from) into
+# /var/cache/husk/e2e_node-VERSION, outside the clone so that a fresh clone
+# does not build it again, and links it as .tools/bin/e2e_node.test; and,
+# into programs/ there (linked as .tools/e2e_node-programs), the test
+# images' Go programs from the same module (agnhost, nonewprivs'
+# nnp, sample-device-plugin; conformance/nodee2e/images.go). Safe to run
+# again: it does nothing when the pinned version is already there.
+#
+# It is built in the same kind of scratch module as kubelet
+# (scripts/kube-module.sh), with `go test -c`: the suite is a test package.
+# The first build took 17 minutes here (2 cores shared with a VM, the Go
+# build cache warm with kubelet's packages, vet included then); the binary is
+# ~140 MB (stripped).
+set -eu
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+. ./scripts/kube-module.sh
+
+TOOLS=${TOOLS:-$PWD/.tools}
+# The cache is keyed by the version, the only input besides the module
+# proxy's (checksummed) content.
+CACHE=${HUSK_CACHE:-/var/cache/husk}/e2e_node-$KUBE_VERSION
+BINARY="$CACHE/e2e_node.test"
+PROGRAMS="$CACHE/programs"
+# The test images' programs, by package under k8s.io/kubernetes/test/images.
+PROGRAM_PKGS="agnhost nonewprivs sample-device-plugin"
+
+link() {
+	mkdir -p "$TOOLS/bin"
+	ln -sfn "$BINARY" "$TOOLS/bin/e2e_node.test"
+	ln -sfn "$PROGRAMS" "$TOOLS/e2e_node-programs"
+}
+if [ -x "$BINARY" ] && [ -d "$PROGRAMS" ]; then
+	link
+	exit 0
+fi
+
+echo "node-e2e-build.sh: building e2e_node.test $KUBE_VERSION into $CACHE (from the Go module proxy)"
+kube_module "$CACHE/src" e2e-node-build k8s.io/kubernetes/test/e2e_node
+cd "$CACHE/src"
+# -mod=mod: the suite's test files import packages the non-test files do
+# not, whose modules `go get` did not add. -vet=off: `go test -c` vets the
+# suite's package after linking it, minutes spent checking upstream's code.
+# Static, as kubelet is (CGO_ENABLED=0): that leaves out one file,
+# node_problem_detector_linux.go (`//go:build cgo && linux`), whose one spec
+# is Serial and needs node-problem-detector; the suite then holds 1,275
+# specs where upstream's cgo build holds 1,276.
+# The binary is written under a temporary name and renamed into place, so an
+# interrupted build leaves no binary that the check above would take for a
+# finished one.
+if [ ! -x "$BINARY" ]; then
+	echo "node-e2e-build.sh: compiling the suite (the first time: about 15 minutes on 2 cores, a rebuild ~40 s)"
+	rm -f "$BINARY.tmp"
+	CGO_ENABLED=0 GOFLAGS=-mod=mod go test -c -vet=off -trimpath -ldflags "-s -w $(kube_ldflags)" -o "$BINARY.tmp" k8s.io/kubernetes/test/e2e_node
+	mv "$BINARY.tmp" "$BINARY"
+fi
+
+# The programs are built as upstream's image builds do (test/images/
+# image-util.sh: static, CGO_ENABLED=0; agnhost with its VERSION as
+# main.Version), into a directory renamed into place when all are there.
+echo "node-e2e-build.sh: compiling the test images' programs ($PROGRAM_PKGS)"
+kube_dir=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+agnhost_version=$(cat "$kube_dir/test/images/agnhost/VERSION")
+rm -rf "$PROGRAMS.tmp"
+mkdir -p "$PROGRAMS.tmp"
+for p in $PROGRAM_PKGS; do
+	ldflags="-s -w"
+	[ "$p" = agnhost ] && ldflags="$ldflags -X main.Version=$agnhost_version"
+	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$PROGRAMS.tmp/$p" "k8s.io/kubernetes/test/images/$p"
+done
+rm -rf "$PROGRAMS"
+mv "$PROGRAMS.tmp" "$PROGRAMS"
+link
+echo "node-e2e-build.sh: $(du -h "$BINARY" | cut -f1) $BINARY"
+echo "node-e2e-build.sh: agnhost $("$PROGRAMS/agnhost" --version | sed 's/.* //'), $PROGRAMS: $(ls "$PROGRAMS" | tr '\n' ' ')"
