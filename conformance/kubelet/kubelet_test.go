@@ -32,8 +32,9 @@ const image = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 
 // manifest is the static pod: two containers sharing an emptyDir, an exec
 // readiness probe that passes once main has written its file, and an exec
-// liveness probe. Both trap SIGTERM so that stopping them takes no grace
-// period.
+// liveness probe, each with a timeout in seconds (%[1]d: kubelet's default,
+// 1, scaled to the machine). Both trap SIGTERM so that stopping them takes
+// no grace period.
 const manifest = `apiVersion: v1
 kind: Pod
 metadata:
@@ -55,10 +56,12 @@ spec:
       exec:
         command: ["cat", "/shared/hello"]
       periodSeconds: 1
+      timeoutSeconds: %[1]d
     livenessProbe:
       exec:
         command: ["sh", "-c", "test -d /proc/1"]
       periodSeconds: 1
+      timeoutSeconds: %[1]d
   - name: sidecar
     image: ` + image + `
     command: ["sh", "-c", "trap 'exit 0' TERM; echo sidecar started; while true; do sleep 1; done"]
@@ -98,11 +101,16 @@ func TestStaticPod(t *testing.T) {
 	n := startNode(t, bin, h.Sock, host)
 	t.Logf("kubelet's healthz answered %s after its start", time.Since(start).Round(time.Millisecond))
 	podName := "web-" + n.name
-	manifestPath := n.writeManifest("web.yaml", manifest)
+	manifestPath := n.writeManifest("web.yaml", fmt.Sprintf(manifest, int(scaled(time.Second).Seconds())))
 
 	// Pull, RunPodSandbox, two CreateContainer+StartContainer, then exec
 	// probes until Ready.
 	p := n.waitPod(t, scaled(3*time.Minute), podName, "is Running and Ready with both containers ready", func(p *pod) bool {
+		// Nothing explains a failed CRI call before the pod is up: fail
+		// at the first rather than when kubelet's retries run out of time.
+		if errs, _ := criErrors(n.log(), nil); len(errs) > 0 {
+			t.Fatalf("kubelet logged failed CRI calls while starting the pod:\n%s", strings.Join(errs, "\n"))
+		}
 		if p.Status.Phase != "Running" || p.condition("Ready") != "True" || len(p.Status.ContainerStatuses) != 2 {
 			return false
 		}
