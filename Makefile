@@ -139,16 +139,20 @@ node-e2e-build: deps build
 # 12 with systemd as PID 1 under qemu, its base built once and cached in
 # /var/cache/husk (scripts/cgroupv2-vm.sh). The guest has no Go and is
 # 15-30x slower than the host: the test binaries are compiled here, static
-# (CGO_ENABLED=0), and HUSK_VM_RUN chooses the tests run inside.
+# (CGO_ENABLED=0), and HUSK_VM_RUN chooses the integration tests run
+# inside, HUSK_VM_RUN_KUBELET the kubelet tests (kubelet, static, runs
+# there with the systemd driver).
 VM_TESTS := $(BIN)/cgroupv2-vm
 
 test-cgroupv2: deps build
+	./scripts/kubelet.sh
 	@mkdir -p $(VM_TESTS)
 	CGO_ENABLED=0 $(GO) test -c -o $(VM_TESTS)/integration.test ./conformance/integration
 	CGO_ENABLED=0 $(GO) test -c -o $(VM_TESTS)/critest.test ./conformance/critest
+	CGO_ENABLED=0 $(GO) test -c -o $(VM_TESTS)/kubelet.test ./conformance/kubelet
 	CGO_ENABLED=0 $(GO) build -o $(VM_TESTS)/husktest ./conformance/images/husktest
 	CGO_ENABLED=0 $(GO) build -o $(VM_TESTS)/imagebin ./conformance/critest/imagebin
-	HUSK_VM_TESTS=$(VM_TESTS) ./scripts/cgroupv2-vm.sh
+	HUSK_VM_TESTS=$(VM_TESTS) HUSK_KUBELET=$(TOOLS)/bin/kubelet ./scripts/cgroupv2-vm.sh
 
 # Benchmarks: speed and memory, measured, never asserted; husk side by
 # side with Debian's containerd where a benchmark compares.

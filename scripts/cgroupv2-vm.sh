@@ -15,7 +15,14 @@
 # systemd as PID 1, and reads the results from the serial console.
 #
 # Environment:
-#   HUSK_VM_RUN           -test.run of the tests run inside (default below)
+#   HUSK_VM_RUN           -test.run of integration.test inside (default below)
+#   HUSK_VM_RUN_KUBELET   -test.run of kubelet.test, when the Makefile put it
+#                         in HUSK_VM_TESTS (default ^TestStaticPod$; ^$ for
+#                         none)
+#   HUSK_VM_RUN_CRITEST   -test.run of critest.test (default ^TestCritest$;
+#                         ^$ for none); HUSK_CRITEST_FOCUS narrows critest
+#   HUSK_KUBELET          the kubelet binary kubelet.test runs (static;
+#                         default .tools/bin/kubelet, by scripts/kubelet.sh)
 #   HUSK_VM_TESTS         directory of the *.test binaries and husktest
 #                         (default bin/cgroupv2-vm, made by the Makefile)
 #   HUSK_VM_TIMEOUT       seconds before the VM is killed (default 1500)
@@ -29,12 +36,18 @@ cd "$(dirname "$0")/.."
 # The integration tests whose code paths read or write cgroups: limits,
 # stats and metrics, OOM, live updates, user namespaces, exec, restarts of
 # huskd, and removal that must leave no cgroup behind.
-DEFAULT_RUN='^(TestPodLifecycle|TestContainerLifecycle|TestOOMKilled|TestUpdateContainerResources|TestContainerStats|TestStatsReadAtCallTime|TestPodSandboxMetrics|TestUserNamespacePod|TestExecSync|TestContainersSurviveHuskdRestart|TestRestartKeepsPods|TestRemoveExitedContainerLeavesNothing|TestPodRemovalTakesItsContainers|TestRuntimeInfo|TestUnifiedResources|TestCpusetResources|TestSystemdCgroupDriver|TestCritest)$'
+DEFAULT_RUN='^(TestPodLifecycle|TestContainerLifecycle|TestOOMKilled|TestUpdateContainerResources|TestContainerStats|TestStatsReadAtCallTime|TestPodSandboxMetrics|TestUserNamespacePod|TestExecSync|TestContainersSurviveHuskdRestart|TestRestartKeepsPods|TestRemoveExitedContainerLeavesNothing|TestPodRemovalTakesItsContainers|TestRuntimeInfo|TestUnifiedResources|TestCpusetResources|TestSystemdCgroupDriver)$'
 RUN=${HUSK_VM_RUN:-$DEFAULT_RUN}
 # TestCritest runs the whole of critest inside (241 s in the VM, 141 s on
 # the host); HUSK_CRITEST_FOCUS narrows it to the specs a regexp matches,
 # e.g. '\[k8s\.io\] (PodSandbox|Security Context)'.
 CRITEST_FOCUS=${HUSK_CRITEST_FOCUS:-}
+# conformance/kubelet: kubelet with its defaults (failCgroupV1 among them)
+# and the systemd driver, running the static pod of `make test`'s.
+RUN_KUBELET=${HUSK_VM_RUN_KUBELET:-^TestStaticPod\$}
+KUBELET=${HUSK_KUBELET:-.tools/bin/kubelet}
+# critest.test: TestCritest alone (its table tests run on the host).
+RUN_CRITEST=${HUSK_VM_RUN_CRITEST:-^TestCritest\$}
 TESTS=${HUSK_VM_TESTS:-bin/cgroupv2-vm}
 TIMEOUT=${HUSK_VM_TIMEOUT:-1500}
 TEST_TIMEOUT=${HUSK_VM_TEST_TIMEOUT:-20m}
@@ -50,6 +63,9 @@ for f in bin/huskd bin/husk-shim bin/husk-runc bin/husk-pause "$TESTS/husktest" 
 	[ -e "$f" ] || die "$f is missing: run through \`make test-cgroupv2\`"
 done
 ls "$TESTS"/*.test >/dev/null 2>&1 || die "no test binaries in $TESTS"
+if [ -e "$TESTS/kubelet.test" ]; then
+	[ -x "$KUBELET" ] || die "$KUBELET is missing: scripts/kubelet.sh builds it"
+fi
 
 # Debian packages: qemu, and what builds the base and the disks.
 missing=""
@@ -120,7 +136,9 @@ cp scripts/vm/guest-run.sh "$P/"
 cp bin/huskd bin/husk-shim bin/husk-runc bin/husk-pause "$P/bin/"
 cp $T/bin/crictl $T/bin/critest $T/busybox/bin/busybox "$P/tools/"
 cp "$TESTS"/*.test "$TESTS/husktest" "$TESTS/imagebin" conformance/critest-expected "$P/tests/"
-printf 'HUSK_VM_RUN=%q\nHUSK_VM_TEST_TIMEOUT=%q\nHUSK_CRITEST_FOCUS=%q\n' "$RUN" "$TEST_TIMEOUT" "$CRITEST_FOCUS" >"$P/env"
+[ -e "$TESTS/kubelet.test" ] && cp -L "$KUBELET" "$P/tools/kubelet"
+# One -test.run per test binary, by its name (guest-run.sh).
+printf 'HUSK_VM_RUN_integration=%q\nHUSK_VM_RUN_kubelet=%q\nHUSK_VM_RUN_critest=%q\nHUSK_VM_TEST_TIMEOUT=%q\nHUSK_CRITEST_FOCUS=%q\n' "$RUN" "$RUN_KUBELET" "$RUN_CRITEST" "$TEST_TIMEOUT" "$CRITEST_FOCUS" >"$P/env"
 s=$(date +%s%N)
 mkfs.ext4 -q -F -L husk-payload -d "$P" "$WORK/payload.img" 1G >/dev/null
 # A fresh root for every run, so that nothing of a run outlives it: sparse,

@@ -11,7 +11,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,8 +32,9 @@ const image = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 
 // manifest is the static pod: two containers sharing an emptyDir, an exec
 // readiness probe that passes once main has written its file, and an exec
-// liveness probe. Both trap SIGTERM so that stopping them takes no grace
-// period.
+// liveness probe, each with a timeout in seconds (%[1]d: kubelet's default,
+// 1, scaled to the machine). Both trap SIGTERM so that stopping them takes
+// no grace period.
 const manifest = `apiVersion: v1
 kind: Pod
 metadata:
@@ -52,10 +56,12 @@ spec:
       exec:
         command: ["cat", "/shared/hello"]
       periodSeconds: 1
+      timeoutSeconds: %[1]d
     livenessProbe:
       exec:
         command: ["sh", "-c", "test -d /proc/1"]
       periodSeconds: 1
+      timeoutSeconds: %[1]d
   - name: sidecar
     image: ` + image + `
     command: ["sh", "-c", "trap 'exit 0' TERM; echo sidecar started; while true; do sleep 1; done"]
@@ -70,7 +76,8 @@ func TestStaticPod(t *testing.T) {
 		t.Skip(err)
 	}
 	huskdtest.Bin(t)
-	cgroupRoot := prepareHost(t)
+	host := prepareHost(t)
+	t.Logf("cgroup v%d, driver %s, kubelet's cgroupRoot %s, deadlines x%d", host.version, host.driver, host.cgroupRoot, timeScale)
 
 	reg := images.StartRegistry(t)
 	files, err := images.BusyboxFiles(bb)
@@ -79,15 +86,31 @@ func TestStaticPod(t *testing.T) {
 	}
 	reg.Push(t, "e2e-test-images/busybox:1.29-2", images.Image(images.Config{Cmd: []string{"sh"}}, images.Layer(files...)))
 	mirrors := reg.MirrorConfig(t, "registry.k8s.io")
-	h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[registry]\nconfig_path = %q\n", mirrors))...)
+	toml := fmt.Sprintf("[registry]\nconfig_path = %q\n", mirrors)
+	if host.driver == "systemd" {
+		// kubelet names every pod's slice; the default parent, never used,
+		// is a slice too, as the driver requires.
+		toml += "[runtime]\ncgroup_driver = \"systemd\"\ncgroup_parent = \"hkkubelet.slice\"\n"
+	}
+	h := huskdtest.Start(t, huskdtest.Config(t, toml)...)
+	if host.driver == "systemd" {
+		h.DefaultCgroupParent = "" // a slice: systemd's, never made
+	}
 
-	n := startNode(t, bin, h.Sock, cgroupRoot)
+	start := time.Now()
+	n := startNode(t, bin, h.Sock, host)
+	t.Logf("kubelet's healthz answered %s after its start", time.Since(start).Round(time.Millisecond))
 	podName := "web-" + n.name
-	manifestPath := n.writeManifest("web.yaml", manifest)
+	manifestPath := n.writeManifest("web.yaml", fmt.Sprintf(manifest, int(scaled(time.Second).Seconds())))
 
 	// Pull, RunPodSandbox, two CreateContainer+StartContainer, then exec
 	// probes until Ready.
-	p := n.waitPod(t, 3*time.Minute, podName, "is Running and Ready with both containers ready", func(p *pod) bool {
+	p := n.waitPod(t, scaled(3*time.Minute), podName, "is Running and Ready with both containers ready", func(p *pod) bool {
+		// Nothing explains a failed CRI call before the pod is up: fail
+		// at the first rather than when kubelet's retries run out of time.
+		if errs, _ := criErrors(n.log(), nil); len(errs) > 0 {
+			t.Fatalf("kubelet logged failed CRI calls while starting the pod:\n%s", strings.Join(errs, "\n"))
+		}
 		if p.Status.Phase != "Running" || p.condition("Ready") != "True" || len(p.Status.ContainerStatuses) != 2 {
 			return false
 		}
@@ -141,7 +164,7 @@ func TestStaticPod(t *testing.T) {
 	t.Run("stats", func(t *testing.T) {
 		// /stats/summary: kubelet's CRI stats provider, from huskd's
 		// ListContainerStats (containers) and the pod's cgroup.
-		n.eventually(t, time.Minute, "/stats/summary has CPU, memory, rootfs and log figures of both containers", func() (bool, string) {
+		n.eventually(t, scaled(time.Minute), "/stats/summary has CPU, memory, rootfs and log figures of both containers", func() (bool, string) {
 			s, err := n.podStats(podName)
 			if err != nil {
 				return false, err.Error()
@@ -162,7 +185,7 @@ func TestStaticPod(t *testing.T) {
 		// Readiness may fail before main has written its file; liveness
 		// never may.
 		var counts map[string]int
-		n.eventually(t, time.Minute, "main's probes have each succeeded", func() (bool, string) {
+		n.eventually(t, scaled(time.Minute), "main's probes have each succeeded", func() (bool, string) {
 			var err error
 			counts, err = n.probeCounts(podName, "main")
 			if err != nil {
@@ -175,22 +198,61 @@ func TestStaticPod(t *testing.T) {
 		}
 	})
 
+	t.Run("cgroups", func(t *testing.T) {
+		// kubelet took the driver from huskd's RuntimeConfig, and its
+		// container manager runs with it on the host's cgroup version.
+		log := n.log()
+		for _, re := range []string{
+			`"Using cgroup driver setting received from the CRI runtime" cgroupDriver="` + host.driver + `"`,
+			`"Creating Container Manager object based on Node Config" .*"CgroupDriver":"` + host.driver + `".*"CgroupVersion":` + strconv.Itoa(host.version) + `\b`,
+		} {
+			if !regexp.MustCompile(re).MatchString(log) {
+				t.Errorf("kubelet's log has no line that matches %s", re)
+			}
+		}
+		// Each container is in the cgroup the driver makes under the
+		// pod's cgroup that kubelet made (its QoS tree under its cgroup
+		// root): huskd says so, and so does the kernel. With systemd, the
+		// container's scope is systemd's, active, in that cgroup.
+		for _, c := range p.Status.ContainerStatuses {
+			id := c.runtimeID()
+			pid, cg := containerInfo(t, h, id)
+			want := host.containerCgroup(uid, id)
+			if cg != want {
+				t.Errorf("huskd puts %s in cgroup %q, want %s", c.Name, cg, want)
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+			if err != nil || !regexp.MustCompile(`(?m):`+regexp.QuoteMeta(want)+`$`).Match(b) {
+				t.Errorf("%s (pid %d) is not in %s: /proc/%d/cgroup: %s %v", c.Name, pid, want, pid, b, err)
+			}
+			if host.driver == "systemd" {
+				scope := "cri-husk-" + id + ".scope"
+				for prop, v := range map[string]string{"ActiveState": "active", "ControlGroup": want} {
+					out, err := exec.Command("systemctl", "show", "-P", prop, scope).Output()
+					if got := strings.TrimSpace(string(out)); err != nil || got != v {
+						t.Errorf("systemd's %s of %s: %q, %v; want %s", prop, scope, got, err, v)
+					}
+				}
+			}
+		}
+	})
+
 	t.Run("huskd restart", func(t *testing.T) {
 		// huskd killed and started again, as a crash or an upgrade would:
 		// kubelet must find the same containers running, and restart none.
-		before := n.waitPod(t, time.Minute, podName, "is Ready", func(p *pod) bool { return p.condition("Ready") == "True" })
+		before := n.waitPod(t, scaled(time.Minute), podName, "is Ready", func(p *pod) bool { return p.condition("Ready") == "True" })
 		down := klogNow()
 		h.Kill()
 		h.Launch()
 		// kubelet's relist (every second) has gone through the new huskd
 		// once its gRPC connection is back.
 		up := klogNow()
-		n.eventually(t, time.Minute, "kubelet has listed containers through the new huskd", func() (bool, string) {
+		n.eventually(t, scaled(time.Minute), "kubelet has listed containers through the new huskd", func() (bool, string) {
 			last := lastCall(h.Log(), "ListContainers")
 			return last > up, "its last ListContainers was at " + last
 		})
 		outages = append(outages, [2]string{down, klogNow()})
-		after := n.waitPod(t, time.Minute, podName, "is Ready after huskd's restart", func(p *pod) bool { return p.condition("Ready") == "True" })
+		after := n.waitPod(t, scaled(time.Minute), podName, "is Ready after huskd's restart", func(p *pod) bool { return p.condition("Ready") == "True" })
 		for _, c := range before.Status.ContainerStatuses {
 			a := after.container(c.Name)
 			if a == nil || a.ContainerID != c.ContainerID || a.RestartCount != c.RestartCount || a.State.Running == nil {
@@ -201,29 +263,12 @@ func TestStaticPod(t *testing.T) {
 
 	t.Run("restart after kill", func(t *testing.T) {
 		old, oldSidecar := p.container("main"), p.container("sidecar")
-		cctx, cancel := callCtx()
-		defer cancel()
-		resp, err := h.Runtime.ContainerStatus(cctx, old.runtimeID(), true)
-		if err != nil {
-			t.Fatalf("ContainerStatus %s: %v", old.runtimeID(), err)
-		}
-		var info struct {
-			Pid        int    `json:"pid"`
-			CgroupPath string `json:"cgroupPath"`
-		}
-		if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
-			t.Fatalf("pid of main from huskd's verbose status: %v (%q)", err, resp.GetInfo()["info"])
-		}
-		// Where kubelet put the pod (its QoS tree under the node's cgroup
-		// root) is where huskd put the container.
-		if want := cgroupRoot + "/kubepods/besteffort/pod" + uid + "/"; !strings.HasPrefix(info.CgroupPath, want) {
-			t.Errorf("main's cgroup is %q, want it under %s", info.CgroupPath, want)
-		}
+		pid, _ := containerInfo(t, h, old.runtimeID())
 		killedAt[old.runtimeID()] = klogNow()
-		if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
-			t.Fatalf("killing main (pid %d): %v", info.Pid, err)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("killing main (pid %d): %v", pid, err)
 		}
-		p := n.waitPod(t, 2*time.Minute, podName, "has restarted main after it was killed, and is Ready again", func(p *pod) bool {
+		p := n.waitPod(t, scaled(2*time.Minute), podName, "has restarted main after it was killed, and is Ready again", func(p *pod) bool {
 			c := p.container("main")
 			return c != nil && c.RestartCount >= 1 && c.State.Running != nil && c.Ready &&
 				c.ContainerID != old.ContainerID && p.condition("Ready") == "True"
@@ -238,12 +283,14 @@ func TestStaticPod(t *testing.T) {
 		if s := p.container("sidecar"); s == nil || s.RestartCount != 0 || s.ContainerID != oldSidecar.ContainerID {
 			t.Errorf("sidecar was restarted too: %s", p.summary())
 		}
+		cctx, cancel := callCtx()
+		defer cancel()
 		st, err := h.Runtime.ContainerStatus(cctx, c.runtimeID(), false)
 		if err != nil || st.GetStatus().GetState() != runtime.ContainerState_CONTAINER_RUNNING || st.GetStatus().GetMetadata().GetAttempt() != 1 {
 			t.Errorf("huskd's status of the new main %s: %v, %v; want running, attempt 1", c.runtimeID(), st.GetStatus(), err)
 		}
-		if huskdtest.Alive(info.Pid) {
-			t.Errorf("the killed process %d is still alive", info.Pid)
+		if huskdtest.Alive(pid) {
+			t.Errorf("the killed process %d is still alive", pid)
 		}
 		// The first instance's log is still there, and the new one logs anew.
 		n.waitLog(t, podName, "main", true, "main started")
@@ -258,7 +305,7 @@ func TestStaticPod(t *testing.T) {
 		// next garbage collection (once a minute), its cgroup at the next
 		// housekeeping.
 		byUID := map[string]string{"io.kubernetes.pod.uid": uid}
-		n.eventually(t, 3*time.Minute, "the pod is gone from kubelet, from huskd and from the cgroups", func() (bool, string) {
+		n.eventually(t, scaled(3*time.Minute), "the pod is gone from kubelet, from huskd and from the cgroups", func() (bool, string) {
 			pods, err := n.pods()
 			if err != nil {
 				return false, err.Error()
@@ -301,6 +348,26 @@ func TestStaticPod(t *testing.T) {
 	if len(errs) > 0 {
 		t.Errorf("kubelet logged %d failed CRI calls:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
+}
+
+// containerInfo is a container's PID and cgroup (its cgroupfs path) from
+// huskd's verbose ContainerStatus.
+func containerInfo(t *testing.T, h *huskdtest.Huskd, id string) (pid int, cgroupPath string) {
+	t.Helper()
+	ctx, cancel := callCtx()
+	defer cancel()
+	resp, err := h.Runtime.ContainerStatus(ctx, id, true)
+	if err != nil {
+		t.Fatalf("ContainerStatus %s: %v", id, err)
+	}
+	var info struct {
+		Pid        int    `json:"pid"`
+		CgroupPath string `json:"cgroupPath"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
+		t.Fatalf("pid of %s from huskd's verbose status: %v (%q)", id, err, resp.GetInfo()["info"])
+	}
+	return info.Pid, info.CgroupPath
 }
 
 // expectedCRIError returns the filter of the failed CRI calls that
@@ -395,7 +462,7 @@ func klogTime(line string) string {
 
 // callCtx bounds one CRI call of the test.
 func callCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 30*time.Second)
+	return context.WithTimeout(context.Background(), scaled(30*time.Second))
 }
 
 func klogNow() string { return time.Now().Format("0102 15:04:05.000000") }

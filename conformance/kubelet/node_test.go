@@ -21,23 +21,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/systemd"
+
 	"github.com/huskrt/husk/conformance/huskdtest"
 )
 
 // node is one kubelet running standalone (no API server, pods from its
 // static pod directory) against a huskd.
 type node struct {
-	t          *testing.T
-	name       string // node name; a static pod is named <pod>-<node>
-	dir        string // root dir, cert dir, manifests, logs, config
-	rootDir    string
-	certDir    string
-	manifests  string
-	podLogs    string
-	logPath    string
-	cgroupRoot string
-	port       int // kubelet's HTTPS API (authenticated, debugging handlers)
-	healthz    int
+	t         *testing.T
+	name      string // node name; a static pod is named <pod>-<node>
+	dir       string // root dir, cert dir, manifests, logs, config
+	rootDir   string
+	certDir   string
+	manifests string
+	podLogs   string
+	logPath   string
+	host      host
+	port      int // kubelet's HTTPS API (authenticated, debugging handlers)
+	healthz   int
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -57,6 +60,77 @@ func kubeletBinary(t *testing.T) string {
 	return bin
 }
 
+// host is how the node's cgroups are run, chosen by what the host is.
+type host struct {
+	// driver is kubelet's cgroupDriver and huskd's cgroup_driver: systemd
+	// on a cgroup v2 host with systemd as init (a kubeadm node, and the VM
+	// of make test-cgroupv2), cgroupfs elsewhere (this cgroup v1 host).
+	driver string
+	// version is the cgroup version kubelet must report it runs on.
+	version int
+	// cgroupRoot is kubelet's cgroupRoot: with cgroupfs one of the test's
+	// own, so that kubelet's kubepods tree never meets a real kubelet's or
+	// another test's; with systemd the default, "/", whose kubepods.slice
+	// the test makes sure no other kubelet has.
+	cgroupRoot string
+}
+
+// detectHost decides the node's cgroup driver by what the host is.
+func detectHost() host {
+	if cgroups.IsCgroup2UnifiedMode() && systemd.IsRunningSystemd() {
+		return host{driver: "systemd", version: 2, cgroupRoot: "/"}
+	}
+	v := 1
+	if cgroups.IsCgroup2UnifiedMode() {
+		v = 2
+	}
+	return host{driver: "cgroupfs", version: v}
+}
+
+// kubepods is the cgroupfs path of kubelet's pods' cgroup.
+func (h host) kubepods() string {
+	if h.driver == "systemd" {
+		return "/kubepods.slice"
+	}
+	return h.cgroupRoot + "/kubepods"
+}
+
+// podCgroup is the cgroupfs path of the cgroup kubelet makes for a
+// best-effort pod: kubepods/besteffort/pod<uid> with cgroupfs; with
+// systemd the slices that name converts to, their dashes kubelet's
+// separators (so the uid's own dashes become underscores).
+func (h host) podCgroup(uid string) string {
+	if h.driver == "systemd" {
+		pod := "kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"
+		return h.kubepods() + "/kubepods-besteffort.slice/" + pod
+	}
+	return h.kubepods() + "/besteffort/pod" + uid
+}
+
+// containerCgroup is where huskd puts a container of that pod: a
+// directory named by its ID with cgroupfs, a scope of systemd's with
+// systemd.
+func (h host) containerCgroup(uid, id string) string {
+	if h.driver == "systemd" {
+		return h.podCgroup(uid) + "/cri-husk-" + id + ".scope"
+	}
+	return h.podCgroup(uid) + "/" + id
+}
+
+// timeScale multiplies the test's deadlines: $HUSK_TEST_TIMESCALE, set
+// where the machine is many times slower than the hosts the deadlines
+// were chosen on (scripts/vm/guest-run.sh sets it in the cgroup v2 VM,
+// which qemu emulates).
+var timeScale = func() time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("HUSK_TEST_TIMESCALE")); err == nil && n > 1 {
+		return time.Duration(n)
+	}
+	return 1
+}()
+
+// scaled is a deadline of d on this host scaled to the machine's speed.
+func scaled(d time.Duration) time.Duration { return d * timeScale }
+
 // kernelTunables are the sysctls kubelet's container manager sets at
 // start (setupKernelTunables) unless protectKernelDefaults, which would
 // refuse to start on a node that has other values: the test lets kubelet
@@ -72,12 +146,10 @@ var kernelTunables = []string{
 var hostPaths = []string{"/var/lib/kubelet/device-plugins", "/var/log/containers"}
 
 // prepareHost readies what kubelet changes on the host and registers its
-// restoration: the kernel tunables, the hard-coded host paths, and a cgroup
-// root of the test's own, so that kubelet's kubepods tree never meets a
-// real kubelet's or another test's. Call it before huskdtest.Start: its
-// cleanup then runs after huskd has removed its pods, when the cgroups are
-// empty.
-func prepareHost(t *testing.T) (cgroupRoot string) {
+// restoration: the kernel tunables, the hard-coded host paths, and the
+// cgroup root (see host). Call it before huskdtest.Start: its cleanup then
+// runs after huskd has removed its pods, when the cgroups are empty.
+func prepareHost(t *testing.T) host {
 	t.Helper()
 	for _, s := range kernelTunables {
 		p := filepath.Join("/proc/sys", s)
@@ -104,30 +176,63 @@ func prepareHost(t *testing.T) (cgroupRoot string) {
 		}
 	}
 
+	h := detectHost()
+	if h.driver == "systemd" {
+		prepareSlices(t, h)
+		return h
+	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	cgroupRoot = fmt.Sprintf("/hkkubelet-%x", b)
+	h.cgroupRoot = fmt.Sprintf("/hkkubelet-%x", b)
 	t.Cleanup(func() {
-		for _, left := range removeCgroupTree(cgroupRoot) {
+		for _, left := range removeCgroupTree(h.cgroupRoot) {
 			t.Errorf("cgroup left behind: %s", left)
 		}
 	})
-	for _, h := range hierarchies() {
-		d := filepath.Join(h, cgroupRoot)
+	for _, hier := range hierarchies() {
+		d := filepath.Join(hier, h.cgroupRoot)
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatalf("creating cgroup root %s: %v", d, err)
 		}
 		// A new cpuset cgroup has no CPUs and no memory nodes: no task could
 		// join it or any cgroup kubelet makes below it.
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			if v, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+			if v, err := os.ReadFile(filepath.Join(hier, f)); err == nil {
 				if err := os.WriteFile(filepath.Join(d, f), v, 0o644); err != nil {
 					t.Fatalf("copying %s to %s: %v", f, d, err)
 				}
 			}
 		}
 	}
-	return cgroupRoot
+	return h
+}
+
+// prepareSlices makes sure that no kubelet has kubepods.slice yet, and
+// registers its removal: kubelet asks systemd for its slices (kubepods,
+// the QoS classes, each pod's) and leaves them when it stops; stopping
+// kubepods.slice stops those below it.
+func prepareSlices(t *testing.T, h host) {
+	t.Helper()
+	dir := filepath.Join("/sys/fs/cgroup", h.kubepods())
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatalf("%s exists: a kubelet runs on this node, and the test's would share its pods' slices", dir)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("systemctl", "stop", "kubepods.slice").CombinedOutput(); err != nil {
+			t.Errorf("systemctl stop kubepods.slice: %v: %s", err, out)
+		}
+		deadline := time.Now().Add(scaled(10 * time.Second))
+		for {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("cgroup left behind: %s (kubepods.slice stopped)", dir)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 }
 
 // hierarchies are the mount points of the cgroup hierarchies: on a v1 or
@@ -168,12 +273,9 @@ func removeCgroupTree(p string) []string {
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://%[1]s
-# husk reports cgroupfs in RuntimeConfig; kubelet checks that the two agree.
-cgroupDriver: cgroupfs
-# This node is cgroup v1 (hybrid), which kubelet refuses by default.
-failCgroupV1: false
+%[9]s
 # The QoS tree (kubepods, burstable, besteffort) and node allocatable
-# enforcement as on a real node, under a cgroup root of the test's own.
+# enforcement as on a real node, under the cgroup root prepareHost chose.
 cgroupRoot: %[2]s
 cgroupsPerQOS: true
 enforceNodeAllocatable: ["pods"]
@@ -212,10 +314,21 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 `
 
+// cgroupSettings are the lines of kubeletConfig for the host's cgroups.
+func (h host) cgroupSettings() string {
+	s := "# huskd answers RuntimeConfig with its driver, the host's; kubelet\n" +
+		"# takes it from there and checks that this one agrees.\n" +
+		"cgroupDriver: " + h.driver
+	if h.version == 1 {
+		s += "\n# This node is cgroup v1 (hybrid), which kubelet refuses by default.\nfailCgroupV1: false"
+	}
+	return s
+}
+
 // startNode starts kubelet against the huskd listening on sock, and waits
 // until its healthz answers. Cleanup stops it by its PID and unmounts its
 // root dir.
-func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
+func startNode(t *testing.T, bin, sock string, h host) *node {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "hkkubelet")
 	if err != nil {
@@ -227,7 +340,7 @@ func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
 		t: t, name: fmt.Sprintf("hk-node-%x", b), dir: dir,
 		rootDir: filepath.Join(dir, "root"), certDir: filepath.Join(dir, "pki"),
 		manifests: filepath.Join(dir, "manifests"), podLogs: filepath.Join(dir, "pod-logs"),
-		logPath: filepath.Join(dir, "kubelet.log"), cgroupRoot: cgroupRoot,
+		logPath: filepath.Join(dir, "kubelet.log"), host: h,
 		port: huskdtest.FreePort(t), healthz: huskdtest.FreePort(t),
 	}
 	t.Cleanup(n.cleanup)
@@ -243,8 +356,8 @@ func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "kubelet.yaml")
-	body := fmt.Sprintf(kubeletConfig, sock, cgroupRoot, n.manifests, n.podLogs,
-		filepath.Join(dir, "volume-plugins"), resolv, n.port, n.healthz)
+	body := fmt.Sprintf(kubeletConfig, sock, h.cgroupRoot, n.manifests, n.podLogs,
+		filepath.Join(dir, "volume-plugins"), resolv, n.port, n.healthz, h.cgroupSettings())
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +376,9 @@ func startNode(t *testing.T, bin, sock, cgroupRoot string) *node {
 	n.exited = make(chan struct{})
 	go func() { _ = n.cmd.Wait(); close(n.exited) }()
 
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := &http.Client{Timeout: scaled(5 * time.Second)}
 	healthz := fmt.Sprintf("http://127.0.0.1:%d/healthz", n.healthz)
-	n.eventually(t, 2*time.Minute, "kubelet's healthz answers ok", func() (bool, string) {
+	n.eventually(t, scaled(2*time.Minute), "kubelet's healthz answers ok", func() (bool, string) {
 		resp, err := hc.Get(healthz)
 		if err != nil {
 			return false, err.Error()
@@ -291,7 +404,7 @@ func (n *node) httpsClient() *http.Client {
 		n.t.Fatalf("no certificate in %s", filepath.Join(n.certDir, "kubelet.crt"))
 	}
 	return &http.Client{
-		Timeout:   time.Minute,
+		Timeout:   scaled(time.Minute),
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: n.name}},
 	}
 }
@@ -508,8 +621,8 @@ func (n *node) stop() {
 	_ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-n.exited:
-	case <-time.After(30 * time.Second):
-		n.t.Errorf("kubelet (pid %d) did not stop within 30s of SIGTERM; killing it", n.cmd.Process.Pid)
+	case <-time.After(scaled(30 * time.Second)):
+		n.t.Errorf("kubelet (pid %d) did not stop within %s of SIGTERM; killing it", n.cmd.Process.Pid, scaled(30*time.Second))
 		_ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGKILL)
 		<-n.exited
 	}
@@ -625,18 +738,14 @@ func (n *node) run(ns, podName, ctr, cmd string) (string, error) {
 	return string(body), err
 }
 
-// podCgroupDirs are the directories of a pod's cgroup (kubelet names it
-// pod<uid> under its QoS class) in every hierarchy.
+// podCgroupDirs are the directories of a pod's cgroup in every hierarchy.
 func (n *node) podCgroupDirs(uid string) []string {
 	var out []string
 	for _, h := range hierarchies() {
-		_ = filepath.WalkDir(filepath.Join(h, n.cgroupRoot), func(p string, e fs.DirEntry, err error) error {
-			if err == nil && e.IsDir() && e.Name() == "pod"+uid {
-				out = append(out, p)
-				return filepath.SkipDir
-			}
-			return nil
-		})
+		d := filepath.Join(h, n.host.podCgroup(uid))
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, d)
+		}
 	}
 	return out
 }
@@ -676,7 +785,7 @@ func isDigits(s string) bool {
 func (n *node) waitLog(t *testing.T, podName, ctr string, previous bool, want string) {
 	t.Helper()
 	what := fmt.Sprintf("the log of %s (previous=%v) is %q", ctr, previous, want)
-	n.eventually(t, 30*time.Second, what, func() (bool, string) {
+	n.eventually(t, scaled(30*time.Second), what, func() (bool, string) {
 		out, err := n.containerLogs("default", podName, ctr, previous)
 		if err != nil {
 			return false, err.Error()

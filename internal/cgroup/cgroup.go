@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,17 +76,41 @@ func (d Driver) Check() error {
 // cgroup its pause and containers go under. With cgroupfs it is a path,
 // made absolute and cleaned; one that climbs out of the hierarchy with
 // ".." or names a ':' (the systemd form's separator) is refused rather
-// than clamped. With systemd it is a slice name (kubelet's
-// kubepods-besteffort-pod<uid>.slice), expanded as systemd nests slices.
+// than clamped. With systemd it is a slice: its name
+// (kubepods-besteffort-pod<uid>.slice, as crictl users write it), expanded
+// as systemd nests slices, or that expansion itself, which is what
+// kubelet's systemd driver sends
+// (/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice).
+// A path is refused unless it is where systemd puts its last slice: the
+// pod's cgroup must be where kubelet looks for it.
 func (d Driver) Parent(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", errors.New("contains a NUL byte")
 	}
 	if d == Systemd {
-		if strings.ContainsAny(p, "/:") {
-			return "", errors.New("is not a systemd slice name (the systemd cgroup driver is on): want a name such as kubepods-besteffort-pod<uid>.slice")
+		notSlice := errors.New("is not a systemd slice (the systemd cgroup driver is on): want a slice name such as kubepods-besteffort-pod<uid>.slice or its path, /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice")
+		if strings.ContainsRune(p, ':') {
+			return "", notSlice
 		}
-		return systemd.ExpandSlice(p)
+		if !strings.ContainsRune(p, '/') {
+			exp, err := systemd.ExpandSlice(p)
+			if err != nil {
+				return "", notSlice
+			}
+			return exp, nil
+		}
+		if slices.Contains(strings.Split(p, "/"), "..") {
+			return "", errors.New(`must not contain ".."`)
+		}
+		clean := path.Clean("/" + p)
+		exp, err := systemd.ExpandSlice(path.Base(clean))
+		if err != nil {
+			return "", notSlice
+		}
+		if exp != clean {
+			return "", fmt.Errorf("is not where systemd puts slice %s (%s)", path.Base(clean), exp)
+		}
+		return exp, nil
 	}
 	if strings.ContainsRune(p, ':') {
 		return "", errors.New(`contains ":": a systemd slice:prefix:name is not a cgroupfs path (the cgroupfs driver is on)`)

@@ -27,6 +27,15 @@ func TestParent(t *testing.T) {
 		{Systemd, "kubepods-besteffort-pod1.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice", false},
 		{Systemd, "kubepods.slice", "/kubepods.slice", false},
 		{Systemd, "-.slice", "/", false},
+		// kubelet's systemd driver sends the slice's cgroupfs path.
+		{Systemd, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice", false},
+		{Systemd, "/kubepods.slice/kubepods-burstable.slice/", "/kubepods.slice/kubepods-burstable.slice", false},
+		{Systemd, "/kubepods.slice", "/kubepods.slice", false},
+		// A path that is not where systemd puts its last slice.
+		{Systemd, "/kubepods.slice/kubepods-besteffort-pod1.slice", "", true},
+		{Systemd, "/other.slice/kubepods.slice", "", true},
+		{Systemd, "/kubepods.slice/../kubepods.slice", "", true},
+		{Systemd, "/", "", true},
 		{Systemd, "/kubepods/besteffort", "", true},
 		{Systemd, "kubepods", "", true},
 		{Systemd, "kubepods--a.slice", "", true},

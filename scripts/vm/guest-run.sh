@@ -9,7 +9,7 @@ P=/opt/husk
 up() { cut -d' ' -f1 /proc/uptime; }
 echo "HUSK-VM-UP uptime=$(up) kernel=$(uname -r) pid1=$(cat /proc/1/comm)"
 # shellcheck source=/dev/null
-. "$P/env" # HUSK_VM_RUN, HUSK_VM_TEST_TIMEOUT, written by the host
+. "$P/env" # HUSK_VM_RUN_<binary>, HUSK_VM_TEST_TIMEOUT, written by the host
 echo "HUSK-VM-CGROUP fs=$(stat -fc %T /sys/fs/cgroup) controllers=[$(cat /sys/fs/cgroup/cgroup.controllers)] subtree_control=[$(cat /sys/fs/cgroup/cgroup.subtree_control)] self=$(cat /proc/self/cgroup)"
 # systemd as PID 1 with D-Bus: what the systemd cgroup driver talks to.
 echo "HUSK-VM-SYSTEMD version=$(systemctl --version | sed -n 1p | cut -d' ' -f2) dbus=$(systemctl is-active dbus.socket) system_bus=$(test -S /run/dbus/system_bus_socket && echo yes || echo no)"
@@ -21,6 +21,11 @@ export HUSK_BIN=$P/bin HUSK_CRICTL=$P/tools/crictl HUSK_BUSYBOX=$P/tools/busybox
 export HUSK_TESTBIN=$P/tests/husktest
 # critest's ratchet, and the groups of it run here (see cgroupv2-vm.sh).
 export HUSK_CRITEST_EXPECTED=$P/tests/critest-expected HUSK_CRITEST_FOCUS HUSK_IMAGEBIN=$P/tests/imagebin
+# kubelet for conformance/kubelet, when the host put it in the payload.
+[ -x $P/tools/kubelet ] && export HUSK_KUBELET=$P/tools/kubelet
+# The tests that wait on kubelet's work (conformance/kubelet) chose their
+# deadlines on a host many times faster than this emulated one.
+export HUSK_TEST_TIMESCALE=5
 # The kernel would load these on first use too; loading them here keeps
 # that out of the first test's time.
 modprobe -a overlay bridge veth br_netfilter nf_tables nft_chain_nat nft_compat xt_MASQUERADE 2>&1 | sed 's/^/HUSK-VM-NOTE modprobe: /'
@@ -28,11 +33,16 @@ modprobe -a overlay bridge veth br_netfilter nf_tables nft_chain_nat nft_compat 
 rc=0
 for t in $P/tests/*.test; do
 	name=$(basename "$t" .test)
+	eval "run=\${HUSK_VM_RUN_$name:-}"
+	if [ -z "$run" ]; then
+		echo "HUSK-VM-NOTE no HUSK_VM_RUN_$name: $name not run"
+		continue
+	fi
 	echo "HUSK-VM-TESTS-BEGIN $name uptime=$(up)"
 	# A writable working directory: go test runs a test in its package's
 	# directory, which the payload only has read-only.
 	wd=$(mktemp -d "/tmp/$name.XXXXXX")
-	(cd "$wd" && "$t" -test.v -test.count=1 -test.timeout "$HUSK_VM_TEST_TIMEOUT" -test.run "$HUSK_VM_RUN" 2>&1)
+	(cd "$wd" && "$t" -test.v -test.count=1 -test.timeout "$HUSK_VM_TEST_TIMEOUT" -test.run "$run" 2>&1)
 	r=$?
 	rm -rf "$wd"
 	echo "HUSK-VM-TESTS-END $name rc=$r uptime=$(up)"
