@@ -139,7 +139,9 @@ func TestUnifiedResources(t *testing.T) {
 	ctx := context.Background()
 	pod, podCfg := podWithLogs(t, h, "unified", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = h.CgroupParent() })
 	cfg := ctrConfig("unified", "sleep", "1000")
-	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, Unified: map[string]string{"memory.high": strconv.Itoa(96 << 20)}}
+	// pids.max: the CRI has no field of its own for a container's pids
+	// limit (kubelet limits the pod's cgroup itself); unified sets it.
+	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, Unified: map[string]string{"memory.high": strconv.Itoa(96 << 20), "pids.max": "64"}}
 	if !cgroups.IsCgroup2UnifiedMode() {
 		_, err := h.Runtime.CreateContainer(ctx, pod, cfg, podCfg)
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "unified") {
@@ -151,6 +153,9 @@ func TestUnifiedResources(t *testing.T) {
 	cg := ctrCgroup(t, h, id)
 	if got := readCgroupFile(t, cg, "", "memory.high"); got != strconv.Itoa(96<<20) {
 		t.Errorf("memory.high = %s, want %d", got, 96<<20)
+	}
+	if got := readCgroupFile(t, cg, "", "pids.max"); got != "64" {
+		t.Errorf("pids.max = %s, want 64", got)
 	}
 	upd := &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, Unified: map[string]string{"memory.high": strconv.Itoa(80 << 20)}}
 	if err := h.Runtime.UpdateContainerResources(ctx, id, &runtime.ContainerResources{Linux: upd}); err != nil {
