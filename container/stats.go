@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/huskrt/husk/container/usage"
-	"github.com/huskrt/husk/internal/cgroup"
 )
 
 // CgroupStats is what the CRI stats calls report about a cgroup.
@@ -66,11 +65,12 @@ func ReadCgroupStats(p string) (CgroupStats, error) {
 // memory.stat and, on v2 only, memory.max (v1's memory.stat holds the
 // limit). A cgroup file read again from offset 0 is generated afresh by
 // the kernel, so a Read is three preads on v1, four on v2 (~5 µs each: the
-// syscalls are most of a stats call's cost), where opening each file by its path costs ~30 µs on a loaded
-// 2-core machine; the cgroups library's Stats reads some twenty files and
-// resolves the cgroup's paths on every call (0.5 ms a cgroup). The OOM
-// kill counter is not among them: ReadOOMKills reads it, when a container
-// exits. A CgroupReader is safe for concurrent use.
+// syscalls are most of a stats call's cost), where opening each file by
+// its path costs ~30 µs on a loaded 2-core machine; the cgroups library's
+// Stats reads some twenty files and resolves the cgroup's paths on every
+// call (0.5 ms a cgroup). The OOM kill counter is not among them: the shim
+// reads it (from OOMFile) when a container exits. A CgroupReader is safe
+// for concurrent use.
 type CgroupReader struct {
 	v2 bool
 
@@ -284,11 +284,6 @@ func available(limit, workingSet uint64) uint64 {
 	}
 	return limit - workingSet
 }
-
-// ReadOOMKills reads only the cgroup's OOM kill counter: huskd reads it
-// when a container exits, before its cgroup is removed, to report the
-// OOMKilled reason.
-func ReadOOMKills(p string) (uint64, error) { return cgroup.OOMKills(p) }
 
 // OOMFile is the file of the cgroup at p (cgroupfs form) whose oom_kill
 // line counts its OOM kills, where the host mounts the memory controller:

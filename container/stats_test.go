@@ -239,8 +239,8 @@ func TestMissingCgroupIsNotExist(t *testing.T) {
 	if _, err := ReadCgroupStats(missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadCgroupStats(%s) = %v, want ErrNotExist", missing, err)
 	}
-	if _, err := ReadOOMKills(missing); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("ReadOOMKills(%s) = %v, want ErrNotExist", missing, err)
+	if _, err := oomKills(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("oomKills(%s) = %v, want ErrNotExist", missing, err)
 	}
 }
 
@@ -261,7 +261,7 @@ func TestReadOOMKills(t *testing.T) {
 		t.Fatal("the process did not end within 30s")
 	}
 
-	n, rerr := ReadOOMKills(p)
+	n, rerr := oomKills(p)
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
@@ -409,4 +409,14 @@ func BenchmarkCgroupReaderRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// oomKills reads the cgroup's OOM kill counter through the cgroups
+// library, the reference OOMFile's file is checked against.
+func oomKills(p string) (uint64, error) {
+	m, err := cgroup.Manager(p)
+	if err != nil {
+		return 0, err
+	}
+	return m.OOMKillCount()
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -304,10 +303,6 @@ func (m *Manager) StateDirs() []string {
 // "resolv.conf") that containers bind-mount.
 func (m *Manager) PodFile(id, name string) string { return filepath.Join(m.rootDir(id), name) }
 
-// CgroupParent is the cgroup the pod's containers go under: the pod's
-// cgroup_parent, or the configured default.
-func (sb *Sandbox) CgroupParent() string { return path.Dir(sb.CgroupPath) }
-
 // ContainerCgroup is the cgroupfs path of the pod's container id: beside
 // the pause's, made by the driver that made the pod's (a pod keeps its
 // driver for life, whatever huskd is later configured with).
@@ -315,12 +310,6 @@ func (sb *Sandbox) ContainerCgroup(id string) string { return cgroup.Sibling(sb.
 
 // CgroupDriver is the driver new pods' cgroups are made with.
 func (m *Manager) CgroupDriver() cgroup.Driver { return m.cfg.CgroupDriver }
-
-// ValidCgroupParent checks a pod's cgroup_parent against the driver.
-func (m *Manager) ValidCgroupParent(p string) error {
-	_, err := m.cfg.CgroupDriver.Parent(p)
-	return err
-}
 
 // NetNS is the pinned network namespace of a Ready pod, or "" when the pod
 // uses the host's network: where port-forward dials.

@@ -221,17 +221,10 @@ func prepareSlices(t *testing.T, h host) {
 		if out, err := exec.Command("systemctl", "stop", "kubepods.slice").CombinedOutput(); err != nil {
 			t.Errorf("systemctl stop kubepods.slice: %v: %s", err, out)
 		}
-		deadline := time.Now().Add(scaled(10 * time.Second))
-		for {
-			if _, err := os.Stat(dir); os.IsNotExist(err) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("cgroup left behind: %s (kubepods.slice stopped)", dir)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		huskdtest.Eventually(t, scaled(10*time.Second), "systemd removes "+dir+" with kubepods.slice", func() bool {
+			_, err := os.Stat(dir)
+			return os.IsNotExist(err)
+		})
 	})
 }
 

@@ -87,40 +87,24 @@ func (d Driver) Parent(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", errors.New("contains a NUL byte")
 	}
-	if d == Systemd {
-		notSlice := errors.New("is not a systemd slice (the systemd cgroup driver is on): want a slice name such as kubepods-besteffort-pod<uid>.slice or its path, /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice")
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return "", errors.New(`must not contain ".."`)
+	}
+	clean := path.Clean("/" + p)
+	if d != Systemd {
 		if strings.ContainsRune(p, ':') {
-			return "", notSlice
+			return "", errors.New(`contains ":": a systemd slice:prefix:name is not a cgroupfs path (the cgroupfs driver is on)`)
 		}
-		if !strings.ContainsRune(p, '/') {
-			exp, err := systemd.ExpandSlice(p)
-			if err != nil {
-				return "", notSlice
-			}
-			return exp, nil
-		}
-		if slices.Contains(strings.Split(p, "/"), "..") {
-			return "", errors.New(`must not contain ".."`)
-		}
-		clean := path.Clean("/" + p)
-		exp, err := systemd.ExpandSlice(path.Base(clean))
-		if err != nil {
-			return "", notSlice
-		}
-		if exp != clean {
-			return "", fmt.Errorf("is not where systemd puts slice %s (%s)", path.Base(clean), exp)
-		}
-		return exp, nil
+		return clean, nil
 	}
-	if strings.ContainsRune(p, ':') {
-		return "", errors.New(`contains ":": a systemd slice:prefix:name is not a cgroupfs path (the cgroupfs driver is on)`)
+	exp, err := systemd.ExpandSlice(path.Base(clean))
+	if err != nil || strings.ContainsRune(p, ':') {
+		return "", errors.New("is not a systemd slice (the systemd cgroup driver is on): want a slice name such as kubepods-besteffort-pod<uid>.slice or its path, /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice")
 	}
-	for _, el := range strings.Split(p, "/") {
-		if el == ".." {
-			return "", errors.New(`must not contain ".."`)
-		}
+	if strings.ContainsRune(p, '/') && exp != clean {
+		return "", fmt.Errorf("is not where systemd puts slice %s (%s)", path.Base(clean), exp)
 	}
-	return path.Clean("/" + p), nil
+	return exp, nil
 }
 
 // Child is the cgroupfs path of the pod's or container's cgroup id under
@@ -259,19 +243,4 @@ func RemoveEmpty(p string) error {
 		}
 	}
 	return first
-}
-
-// OOMKills reads how many processes the OOM killer took from the cgroup
-// at p (cgroupfs form): v1's memory.oom_control, v2's memory.events, found
-// where the host mounts them.
-func OOMKills(p string) (uint64, error) {
-	m, err := Manager(p)
-	if err != nil {
-		return 0, fmt.Errorf("cgroup %s: %w", p, err)
-	}
-	n, err := m.OOMKillCount()
-	if err != nil {
-		return 0, fmt.Errorf("reading OOM kills of cgroup %s: %w", p, err)
-	}
-	return n, nil
 }
