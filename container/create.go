@@ -125,6 +125,17 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err != nil {
 		return err
 	}
+	// CDI edits go last, over the CRI's own devices, mounts and env, as
+	// containerd and CRI-O apply them: a device's spec file may replace a
+	// mount or device node at the same container path. The CRI server's
+	// CheckCDI has just read the spec files again.
+	cdiDevs, err := CDIDevices(cfg)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.CDI.Inject(spec, cdiDevs); err != nil {
+		return err
+	}
 	if spec.Process.ApparmorProfile == apparmor.DefaultProfile && m.cfg.AppArmor != nil {
 		if err := m.cfg.AppArmor.EnsureDefault(ctx); err != nil {
 			return errdefs.FailedPrecondition("loading the default AppArmor profile %s: %v", apparmor.DefaultProfile, err)

@@ -28,6 +28,9 @@ type Config struct {
 	// AppArmor loads husk's default profile for the containers that use
 	// it; nil when the node has no AppArmor.
 	AppArmor *apparmor.Loader
+	// CDI resolves the CDI devices containers ask for; nil when CDI is
+	// off.
+	CDI *CDI
 }
 
 // Manager runs app containers in pods. It is the sandbox manager's

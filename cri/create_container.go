@@ -30,7 +30,7 @@ func validateCreateContainer(r *runtime.CreateContainerRequest, node Node) error
 	}
 	for _, check := range []func(*runtime.ContainerConfig) error{
 		validateContainerMetadata, validateContainerMaps, validateLogPath, validateMounts, validateDevices,
-		validateProcess, validateContainerSecurity,
+		validateProcess, validateContainerSecurity, validateCDIDevices,
 	} {
 		if err := check(cfg); err != nil {
 			return err
@@ -128,6 +128,15 @@ func validateProcess(cfg *runtime.ContainerConfig) error {
 	return checkExecStrings("config", cfg.GetCommand(), cfg.GetArgs(), env)
 }
 
+// validateCDIDevices: the CDI devices asked for by config.CDI_devices and
+// cdi.k8s.io/ annotations have qualified names (vendor.com/class=name).
+// Whether the node defines them is CheckCDI's question, asked before
+// anything is created.
+func validateCDIDevices(cfg *runtime.ContainerConfig) error {
+	_, err := container.CDIDevices(cfg)
+	return err
+}
+
 func validateContainerSecurity(cfg *runtime.ContainerConfig) error {
 	sc := cfg.GetLinux().GetSecurityContext()
 	return checkSupplementalGroups("config.linux.security_context.supplemental_groups", sc.GetSupplementalGroups())
@@ -138,6 +147,9 @@ func validateContainerSecurity(cfg *runtime.ContainerConfig) error {
 // (AlreadyExists names the holder), and the image present (NotFound).
 func (s *Server) CreateContainer(ctx context.Context, r *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
 	if err := validateCreateContainer(r, s.opts.Node); err != nil {
+		return nil, err
+	}
+	if err := s.containers.CheckCDI(r.GetConfig()); err != nil {
 		return nil, err
 	}
 	cgwarm.Warm() // the container's init will be placed in its cgroups

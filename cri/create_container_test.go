@@ -110,6 +110,12 @@ func TestValidateCreateContainer(t *testing.T) {
 		{"9 MB of unknown fields", func(r *runtime.CreateContainerRequest) {
 			r.Config.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 999, protowire.BytesType), make([]byte, 9<<20)))
 		}, "bytes encoded; at most 8388608"},
+		{"unqualified CDI device", func(r *runtime.CreateContainerRequest) {
+			r.Config.CDIDevices = []*runtime.CDIDevice{{Name: "vendor.com/gpu=0"}, {Name: "gpu1"}}
+		}, "config.CDI_devices[1].name"},
+		{"unqualified CDI device in an annotation", func(r *runtime.CreateContainerRequest) {
+			r.Config.Annotations = map[string]string{"cdi.k8s.io/plugin": "vendor.com/gpu"}
+		}, `config.annotations["cdi.k8s.io/plugin"]`},
 		{"CPU period of 100 µs", res(func(l *runtime.LinuxContainerResources) { l.CpuPeriod = 100 }), fr + "cpu_period"},
 		{"CPU period of 2 s", res(func(l *runtime.LinuxContainerResources) { l.CpuPeriod = 2000000 }), fr + "cpu_period"},
 		{"negative CPU period", res(func(l *runtime.LinuxContainerResources) { l.CpuPeriod = -1 }), fr + "cpu_period"},

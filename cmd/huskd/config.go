@@ -27,6 +27,7 @@ type Config struct {
 	Registry  RegistryConfig  `toml:"registry" json:"registry"`
 	CNI       CNIConfig       `toml:"cni" json:"cni"`
 	Streaming StreamingConfig `toml:"streaming" json:"streaming"`
+	CDI       CDIConfig       `toml:"cdi" json:"cdi"`
 	Debug     DebugConfig     `toml:"debug" json:"debug"`
 }
 
@@ -35,6 +36,14 @@ type DebugConfig struct {
 	// Go's profiler, for finding what makes a call slow on a real node
 	// (as containerd's debug address does).
 	PprofAddress string `toml:"pprof_address" json:"pprof_address" comment:"Serve Go's pprof profiles over HTTP here (e.g. 127.0.0.1:6060); empty: off. Keep it on loopback."`
+}
+
+// CDIConfig is the [cdi] table: Container Device Interface devices, which
+// kubelet asks for by name (from DRA drivers and device plugins) and which
+// spec files in these directories define.
+type CDIConfig struct {
+	Enabled  bool     `toml:"enabled" json:"enabled" comment:"Inject the CDI devices containers ask for (CDI_devices, cdi.k8s.io/ annotations). Off: a container that asks for one fails."`
+	SpecDirs []string `toml:"spec_dirs" json:"spec_dirs" comment:"Directories of CDI spec files (.json, .yaml), lowest priority first; written by root (device plugins, DRA drivers, the admin). Read again at each container that asks for a device."`
 }
 
 // StreamingConfig is the [streaming] table: the server exec, attach and
@@ -133,6 +142,8 @@ func defaultConfig() Config {
 			Subnet:  "10.88.0.0/16",
 		},
 		Streaming: StreamingConfig{Address: "127.0.0.1", IdleTimeout: Duration(4 * time.Hour)},
+		// containerd 2.x's defaults: on, and the CDI spec's two dirs.
+		CDI: CDIConfig{Enabled: true, SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
 	}
 }
 
@@ -196,6 +207,11 @@ func (c *Config) validate() error {
 	}
 	if c.Streaming.IdleTimeout <= 0 {
 		return fmt.Errorf("streaming.idle_timeout: must be positive")
+	}
+	for _, d := range c.CDI.SpecDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("cdi.spec_dirs: %q is not an absolute path", d)
+		}
 	}
 	if c.Runtime.ShmSize <= 0 {
 		return fmt.Errorf("runtime.shm_size: must be positive")

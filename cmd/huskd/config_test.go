@@ -43,6 +43,16 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		}},
+		{name: "cdi defaults on, over the two CDI dirs", check: func(t *testing.T, c Config) {
+			if !c.CDI.Enabled || !reflect.DeepEqual(c.CDI.SpecDirs, []string{"/etc/cdi", "/var/run/cdi"}) {
+				t.Errorf("cdi %+v", c.CDI)
+			}
+		}},
+		{name: "cdi table", file: "[cdi]\nenabled = false\nspec_dirs = [\"/opt/cdi\"]\n", check: func(t *testing.T, c Config) {
+			if c.CDI.Enabled || !reflect.DeepEqual(c.CDI.SpecDirs, []string{"/opt/cdi"}) {
+				t.Errorf("cdi %+v", c.CDI)
+			}
+		}},
 		{name: "bad duration", file: "[runtime]\nstop_timeout = \"soon\"\n", errHas: "stop_timeout"},
 	}
 	for _, c := range cases {
@@ -88,6 +98,11 @@ func TestValidateConfig(t *testing.T) {
 	c.State = "/" + strings.Repeat("s", 40)
 	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "too long") {
 		t.Errorf("a state dir too long for socket paths: %v", err)
+	}
+	c = defaultConfig()
+	c.CDI.SpecDirs = []string{"/etc/cdi", "cdi"}
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "cdi.spec_dirs") {
+		t.Errorf("a relative CDI dir: %v", err)
 	}
 	c = defaultConfig()
 	c.Root = "relative"

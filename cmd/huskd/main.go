@@ -140,11 +140,16 @@ func run(ctx context.Context, cfg Config) error {
 			klog.ErrorS(err, "Loading the default AppArmor profile; containers that need it will fail to be created", "profile", apparmor.DefaultProfile)
 		}
 	}
+	var cdiDevs *container.CDI
+	if cfg.CDI.Enabled {
+		cdiDevs = container.NewCDI(cfg.CDI.SpecDirs)
+	}
 	containers, err := container.New(container.Config{
 		Root:          cfg.Root,
 		Node:          node,
 		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
 		AppArmor:      aa,
+		CDI:           cdiDevs,
 	}, mgr, images)
 	if err != nil {
 		return err
