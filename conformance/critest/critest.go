@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -163,49 +162,3 @@ func Serve(t testing.TB) (*images.Registry, string) {
 
 // Spec is one spec of a critest run.
 type Spec = ginkgoreport.Spec
-
-// ratchet compares a run with the specs expected to pass: broken says, for
-// each expected spec that did not pass, what happened to it; newly lists
-// the specs that passed and are not expected yet.
-// focused keeps the expected specs that the focus regexp f matches, as
-// ginkgo's -ginkgo.focus selects specs to run.
-func focused(expected []string, f string) ([]string, error) {
-	re, err := regexp.Compile(f)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, name := range expected {
-		if re.MatchString(name) {
-			out = append(out, name)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%q matches no spec the ratchet lists", f)
-	}
-	return out, nil
-}
-
-func ratchet(expected []string, specs []Spec) (broken, newly []string) {
-	byName := map[string]Spec{}
-	for _, s := range specs {
-		byName[s.Name] = s
-	}
-	listed := map[string]bool{}
-	for _, name := range expected {
-		listed[name] = true
-		switch s, ok := byName[name]; {
-		case !ok:
-			broken = append(broken, "not run: "+name)
-		case s.State != "passed":
-			broken = append(broken, fmt.Sprintf("%s: %s\n    %s", s.State, name, s.Message))
-		}
-	}
-	for _, s := range specs {
-		if s.State == "passed" && !listed[s.Name] {
-			newly = append(newly, s.Name)
-		}
-	}
-	sort.Strings(newly)
-	return broken, newly
-}

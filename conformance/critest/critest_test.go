@@ -1,7 +1,6 @@
 package critest
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,7 +34,7 @@ func TestCritest(t *testing.T) {
 	if bin == "" {
 		t.Skip("HUSK_CRITEST is not set: run through `make conformance` (or `make test`), which builds critest")
 	}
-	expected, err := readExpected(expectedFile)
+	expected, err := ginkgoreport.ReadExpected(expectedFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +43,7 @@ func TestCritest(t *testing.T) {
 	// the cgroup v2 VM, 15-30x slower than the host, runs a few groups.
 	var args []string
 	if f := os.Getenv("HUSK_CRITEST_FOCUS"); f != "" {
-		if expected, err = focused(expected, f); err != nil {
+		if expected, err = ginkgoreport.Focused(expected, f); err != nil {
 			t.Fatalf("HUSK_CRITEST_FOCUS: %v", err)
 		}
 		args = append(args, "-ginkgo.focus", f)
@@ -73,7 +72,7 @@ func TestCritest(t *testing.T) {
 	}
 	printSummary(t, specs)
 
-	broken, newly := ratchet(expected, specs)
+	broken, newly := ginkgoreport.Ratchet(expected, specs)
 	for _, msg := range broken {
 		t.Errorf("listed in %s but %s", expectedFile, msg)
 	}
@@ -129,36 +128,12 @@ func printSummary(t *testing.T, specs []Spec) {
 		if s.Message == "" && strings.Contains(s.Name, "benchmark") {
 			s.Message = "a benchmark: critest runs them only with -benchmark (make bench)"
 		}
-		fmt.Fprintf(&b, "%s: %s\n    %s\n", strings.ToUpper(s.State), s.Name, oneLine(s.Message, 300))
+		fmt.Fprintf(&b, "%s: %s\n    %s\n", strings.ToUpper(s.State), s.Name, ginkgoreport.OneLine(s.Message, 300))
 	}
 	t.Log("\n" + b.String())
 }
 
-func readExpected(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line != "" && !strings.HasPrefix(line, "#") {
-			names = append(names, line)
-		}
-	}
-	return names, sc.Err()
-}
-
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		s = s[:max] + "…"
-	}
-	return s
-}
-
+// tail is the last n bytes of b.
 func tail(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[len(b)-n:]
