@@ -19,7 +19,7 @@ extra=""
 [ "${1:-}" = "--bench" ] && extra="containerd runc"
 
 missing=""
-for p in $extra gcc libc6-dev libseccomp-dev pkg-config util-linux iproute2 procps busybox-static containernetworking-plugins; do
+for p in $extra gcc libc6-dev libseccomp-dev pkg-config util-linux iproute2 procps busybox-static containernetworking-plugins curl bzip2; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

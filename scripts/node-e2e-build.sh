@@ -24,6 +24,9 @@ TOOLS=${TOOLS:-$PWD/.tools}
 CACHE=${HUSK_CACHE:-/var/cache/husk}/e2e_node-$KUBE_VERSION
 BINARY="$CACHE/e2e_node.test"
 PROGRAMS="$CACHE/programs"
+# The ginkgo CLI of the suite's ginkgo version runs its specs in parallel
+# processes (the suite alone runs them one at a time).
+GINKGO="$CACHE/ginkgo"
 # The test images' programs, by package under k8s.io/kubernetes/test/images.
 PROGRAM_PKGS="agnhost nonewprivs sample-device-plugin"
 
@@ -31,8 +34,9 @@ link() {
 	mkdir -p "$TOOLS/bin"
 	ln -sfn "$BINARY" "$TOOLS/bin/e2e_node.test"
 	ln -sfn "$PROGRAMS" "$TOOLS/e2e_node-programs"
+	ln -sfn "$GINKGO" "$TOOLS/bin/ginkgo"
 }
-if [ -x "$BINARY" ] && [ -d "$PROGRAMS" ]; then
+if [ -x "$BINARY" ] && [ -x "$PROGRAMS/busybox" ] && [ -x "$GINKGO" ]; then
 	link
 	exit 0
 fi
@@ -57,9 +61,15 @@ if [ ! -x "$BINARY" ]; then
 	mv "$BINARY.tmp" "$BINARY"
 fi
 
+if [ ! -x "$GINKGO" ]; then
+	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$GINKGO.tmp" github.com/onsi/ginkgo/v2/ginkgo
+	mv "$GINKGO.tmp" "$GINKGO"
+fi
+
 # The programs are built as upstream's image builds do (test/images/
 # image-util.sh: static, CGO_ENABLED=0; agnhost with its VERSION as
 # main.Version), into a directory renamed into place when all are there.
+
 echo "node-e2e-build.sh: compiling the test images' programs ($PROGRAM_PKGS)"
 kube_dir=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 agnhost_version=$(cat "$kube_dir/test/images/agnhost/VERSION")
@@ -70,6 +80,33 @@ for p in $PROGRAM_PKGS; do
 	[ "$p" = agnhost ] && ldflags="$ldflags -X main.Version=$agnhost_version"
 	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$PROGRAMS.tmp/$p" "k8s.io/kubernetes/test/images/$p"
 done
+
+# agnhost's TLS certificate and key (upstream's image ADDs them from
+# porter/): the https servers of the probe and lifecycle hook specs.
+cp "$kube_dir/test/images/agnhost/porter/localhost.crt" "$kube_dir/test/images/agnhost/porter/localhost.key" "$PROGRAMS.tmp/"
+
+# busybox 1.37.0, the version of the suite's busybox image (Docker Hub's
+# busybox:1.37.0, glibc, default configuration), built from Debian's
+# source of it (the orig tarball of trixie's 1.37.0-6, checked against the
+# sha256 its .dsc gives) with busybox's default configuration: Debian's
+# bookworm busybox (1.35.0, Debian's configuration) lacks applets the specs
+# run (nmeter, top) and its ash drops environment variables whose names
+# are not shell identifiers (the ConfigMap and Secret env specs' data-1).
+BUSYBOX_SRC=busybox_1.37.0.orig.tar.bz2
+BUSYBOX_SHA256=3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4
+echo "node-e2e-build.sh: building busybox 1.37.0 from Debian's source (about 2 minutes)"
+bb_dir=$(mktemp -d)
+curl -fsS --max-time 300 -o "$bb_dir/$BUSYBOX_SRC" "http://deb.debian.org/debian/pool/main/b/busybox/$BUSYBOX_SRC"
+echo "$BUSYBOX_SHA256  $bb_dir/$BUSYBOX_SRC" | sha256sum -c --quiet
+tar -C "$bb_dir" -xjf "$bb_dir/$BUSYBOX_SRC"
+(
+	cd "$bb_dir/busybox-1.37.0"
+	make defconfig >/dev/null
+	make -j"$(nproc)" busybox >build.log 2>&1 || { tail -20 build.log; exit 1; }
+)
+cp "$bb_dir/busybox-1.37.0/busybox" "$PROGRAMS.tmp/busybox"
+rm -rf "$bb_dir"
+
 rm -rf "$PROGRAMS"
 mv "$PROGRAMS.tmp" "$PROGRAMS"
 link

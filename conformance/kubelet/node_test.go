@@ -92,7 +92,7 @@ func (h host) kubepods() string {
 	if h.driver == "systemd" {
 		return "/kubepods.slice"
 	}
-	return h.cgroupRoot + "/kubepods"
+	return filepath.Join(h.cgroupRoot, "kubepods")
 }
 
 // podCgroup is the cgroupfs path of the cgroup kubelet makes for a
@@ -149,7 +149,13 @@ var hostPaths = []string{"/var/lib/kubelet/device-plugins", "/var/log/containers
 // restoration: the kernel tunables, the hard-coded host paths, and the
 // cgroup root (see host). Call it before huskdtest.Start: its cleanup then
 // runs after huskd has removed its pods, when the cgroups are empty.
-func prepareHost(t *testing.T) host {
+func prepareHost(t *testing.T) host { return prepareHostAt(t, "") }
+
+// prepareHostAt is prepareHost with cgroupfs's cgroup root given: "/"
+// (where the node e2e suite's specs look for kubelet's cgroups) must hold
+// no kubepods yet, and kubepods goes at the end; "" is a new one of the
+// test's own.
+func prepareHostAt(t *testing.T, cgroupRoot string) host {
 	t.Helper()
 	for _, s := range kernelTunables {
 		p := filepath.Join("/proc/sys", s)
@@ -179,6 +185,20 @@ func prepareHost(t *testing.T) host {
 	h := detectHost()
 	if h.driver == "systemd" {
 		prepareSlices(t, h)
+		return h
+	}
+	if cgroupRoot == "/" {
+		h.cgroupRoot = "/"
+		for _, hier := range hierarchies() {
+			if _, err := os.Stat(filepath.Join(hier, h.kubepods())); err == nil {
+				t.Fatalf("%s exists: a kubelet runs on this node, and the test's would share its pods' cgroups", filepath.Join(hier, h.kubepods()))
+			}
+		}
+		t.Cleanup(func() {
+			for _, left := range removeCgroupTree(h.kubepods()) {
+				t.Errorf("cgroup left behind: %s", left)
+			}
+		})
 		return h
 	}
 	b := make([]byte, 4)

@@ -15,8 +15,10 @@ import (
 // Inputs are what the images are built from, all found on this machine or
 // built from the kubernetes module.
 type Inputs struct {
-	Busybox  string // Debian's static busybox
-	Programs string // scripts/node-e2e-build.sh's programs/ directory
+	// Programs is scripts/node-e2e-build.sh's programs/ directory: the Go
+	// programs of the test images, busybox 1.37.0 and agnhost's (porter's)
+	// TLS certificate and key.
+	Programs string
 	Imagebin []byte // critest's imagebin, the nginx stand-in
 	Pause    []byte // a static pause program
 }
@@ -24,11 +26,11 @@ type Inputs struct {
 // Build builds the images of Images (all but the one that must not
 // resolve), by name.
 func Build(in Inputs) (map[string]v1.Image, error) {
-	bb, err := images.BusyboxFiles(in.Busybox)
+	program := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(in.Programs, name)) }
+	bb, err := images.BusyboxFiles(filepath.Join(in.Programs, "busybox"))
 	if err != nil {
 		return nil, err
 	}
-	program := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(in.Programs, name)) }
 	agnhost, err := program("agnhost")
 	if err != nil {
 		return nil, err
@@ -38,6 +40,14 @@ func Build(in Inputs) (map[string]v1.Image, error) {
 		return nil, err
 	}
 	sdp, err := program("sample-device-plugin")
+	if err != nil {
+		return nil, err
+	}
+	crt, err := program("localhost.crt")
+	if err != nil {
+		return nil, err
+	}
+	key, err := program("localhost.key")
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +104,9 @@ func Build(in Inputs) (map[string]v1.Image, error) {
 			{Name: "agnhost", Body: agnhost, Mode: 0o755},
 			{Name: "agnhost-2", Link: "agnhost"},
 			{Name: "uploads/"},
+			// The https servers of the probe and lifecycle hook specs.
+			{Name: "localhost.crt", Body: crt},
+			{Name: "localhost.key", Body: key},
 			{Name: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n")},
 			{Name: "etc/group", Body: []byte("root:x:0:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
 			{Name: "home/user-defined-in-image/", UID: 1000, GID: 1000},

@@ -42,7 +42,7 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
 		Manifest: "Agnhost",
 		Upstream: "alpine 3.21 with /agnhost (ENTRYPOINT, CMD pause), agnhost-2 a link to it, bind-tools, curl, netcat, iproute2, iperf, bash, socat, coredns 1.6.2, porter's localhost.crt/key, /uploads, user-defined-in-image (uid 1000) in group-defined-in-image (gid 50000), and /var/registry: registry.k8s.io/pause:3.10.2 as pause:testing for fake-registry-server",
-		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on Debian's busybox (the shell and tools the specs exec: sh, nc, wget, ip); /etc/passwd and /etc/group with the image's user and group; /var/registry in fake-registry-server's layout with the pause image below as pause:testing. Not carried yet: alpine's curl, bind-tools, iperf, bash, socat, coredns and porter's certificate, none of which the selection is known to run",
+		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on busybox 1.37.0 (the shell and tools the specs exec: sh, nc, wget, ip); /etc/passwd and /etc/group with the image's user and group; porter's localhost.crt and localhost.key at / (the https probe and hook servers); /var/registry in fake-registry-server's layout with the pause image below as pause:testing. Not carried yet: alpine's curl, bind-tools, iperf, bash, socat and coredns, none of which the selection is known to run",
 		UsedBy:   "e2e/common/node (pods, runtime: fake-registry-server and image pulls, lifecycle_hook, container_probe, security_context, ephemeral_containers), e2e/common/storage (volumes: mounttest), e2e_node (pod_host_ips, pod_conditions, summary, swap)",
 	},
 	{
@@ -56,7 +56,7 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/busybox:1.37.0-2",
 		Manifest: "BusyBox",
 		Upstream: "busybox:1.37.0 (Docker Hub's, glibc)",
-		Build:    "Debian's busybox-static (1.35.0 on bookworm) with every applet linked, as the critest images are (conformance/images.BusyboxFiles); busybox's own version is not checked by any spec",
+		Build:    "busybox 1.37.0 itself, glibc, busybox's default configuration (as Docker Hub's busybox:1.37.0-glibc), built by scripts/node-e2e-build.sh from Debian's source of it (trixie's orig tarball): bookworm's own busybox (1.35.0, Debian's configuration) lacks nmeter and top, which the specs run, and its ash drops environment variables whose names are not shell identifiers (data-1), which the ConfigMap and Secret env specs read back; the other images are built on it too",
 		UsedBy:   "most specs: e2e/common/node, e2e/common/storage, e2e_node (security_context, mirror_pod, static_pod, deleted_pods, pod_ips, proc_mount, ...)",
 	},
 	{

@@ -1,0 +1,330 @@
+package kubelet
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/huskrt/husk/conformance/critest"
+	"github.com/huskrt/husk/conformance/ginkgoreport"
+	"github.com/huskrt/husk/conformance/huskdtest"
+	"github.com/huskrt/husk/conformance/images"
+	"github.com/huskrt/husk/conformance/nodee2e"
+)
+
+// e2eKubeletConfig is the base KubeletConfiguration the suite starts its
+// kubelet from (--kubelet-config-file); the suite then sets what it needs
+// (authentication, the static pod path, the read-only port). It holds the
+// values upstream's test/e2e_node/jenkins/default-kubelet-config.yaml holds
+// and, each with why, what this host needs.
+const e2eKubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+%[1]s
+cgroupRoot: %[2]s
+# upstream's default-kubelet-config.yaml
+volumeStatsAggPeriod: 10s
+serializeImagePulls: false
+fileCheckFrequency: 10s
+podCIDR: 10.100.0.0/24
+evictionPressureTransitionPeriod: 30s
+evictionHard:
+  memory.available: 250Mi
+  nodefs.available: 10%%
+  nodefs.inodesFree: 5%%
+evictionMinimumReclaim:
+  nodefs.available: 5%%
+  nodefs.inodesFree: 5%%
+failSwapOn: false
+# The API server reaches kubelet at the node's address, which kubelet
+# refuses to be loopback: an address of the test's own on a link
+# (see nodeAddress), reachable from this machine and its pods only.
+address: %[4]s
+healthzBindAddress: 127.0.0.1
+# The test must leave no iptables rule of its own.
+makeIPTablesUtilChains: false
+# root here lacks CAP_SYS_RESOURCE: kubelet's default -999 cannot be written.
+oomScoreAdj: 0
+hairpinMode: none
+resolvConf: %[3]s
+`
+
+// TestNodeE2E runs Kubernetes' node e2e suite (e2e_node.test, built by
+// scripts/node-e2e-build.sh) against huskd: the suite starts etcd and an
+// API server in its own process and a kubelet of scripts/kubelet.sh's
+// whose runtime is huskd, and its specs run pods through them. The images
+// are nodee2e.Images, served by a local registry through huskd's mirrors.
+func TestNodeE2E(t *testing.T) {
+	suite := os.Getenv("HUSK_E2E_NODE")
+	if suite == "" {
+		t.Skip("HUSK_E2E_NODE is not set: run through `make node-e2e`, which builds the suite")
+	}
+	kubelet := kubeletBinary(t)
+	expected, err := ginkgoreport.ReadExpected(nodeE2EExpected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// HUSK_E2E_NODE_FOCUS runs only the specs it matches (ginkgo's focus),
+	// and the ratchet holds only for them: make test runs a subset.
+	focus := os.Getenv("HUSK_E2E_NODE_FOCUS")
+	if focus == "" {
+		focus = `\[NodeConformance\]`
+	} else if expected, err = ginkgoreport.Focused(expected, focus); err != nil {
+		t.Fatalf("HUSK_E2E_NODE_FOCUS: %v", err)
+	}
+	skip := os.Getenv("HUSK_E2E_NODE_SKIP")
+	if skip == "" {
+		skip = `\[Serial\]|\[Slow\]|\[Flaky\]|\[Disruptive\]`
+	}
+	if _, err := os.Stat(rootDirectory); err == nil {
+		t.Fatalf("%s exists: the suite's kubelet uses it (a constant of the suite); is a kubelet running here?", rootDirectory)
+	}
+	t.Cleanup(func() { cleanRootDirectory(t) })
+
+	hosts := serveNodeE2EImages(t)
+	// The cgroup root the suite's specs expect (they look for kubepods at
+	// the top of each hierarchy).
+	host := prepareHostAt(t, "/")
+	h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[registry]\nconfig_path = %q\n", hosts))...)
+
+	// Kept when the test fails: the suite's and kubelet's logs.
+	nodeIP := nodeAddress(t)
+	dir, err := os.MkdirTemp("/tmp", "hknodee2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the suite's logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\nsearch husk.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "kubelet-base.yaml")
+	if err := os.WriteFile(base, []byte(fmt.Sprintf(e2eKubeletConfig, host.cgroupSettings(), host.cgroupRoot, resolv, nodeIP)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path, err := pathWithout(filepath.Join(dir, "path"), "systemd-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "report.json")
+	logPath := filepath.Join(dir, "e2e_node.log")
+	out, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	kubeletFlags := strings.Join([]string{
+		// Without systemd the suite puts kubelet in /kubelet and every
+		// other process of the node in /system: on this host's cgroups
+		// that would move the machine's own processes.
+		"--kubelet-cgroups=", "--system-cgroups=", "--runtime-cgroups=",
+		"--node-ip=" + nodeIP,
+	}, " ")
+	suiteArgs := []string{
+		"--container-runtime-endpoint=unix://" + h.Sock, "--image-service-endpoint=unix://" + h.Sock,
+		"--prepull-images=false", "--report-dir=" + filepath.Join(dir, "report"),
+		"--kubelet-config-file=" + base, "--kubelet-flags=" + kubeletFlags,
+	}
+	// The suite runs the kubelet found beside it (os.Args[0]'s directory).
+	binDir := filepath.Join(dir, "bin")
+	if err := os.Mkdir(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"e2e_node.test": suite, "kubelet": kubelet} {
+		if err := os.Symlink(target, filepath.Join(binDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	suiteBin := filepath.Join(binDir, "e2e_node.test")
+	var cmd *exec.Cmd
+	if ginkgo := os.Getenv("HUSK_GINKGO"); ginkgo != "" {
+		// ginkgo's CLI runs the specs in parallel processes; the first
+		// starts the services (etcd, the API server, kubelet) for all.
+		nodes := os.Getenv("HUSK_E2E_NODE_NODES")
+		if nodes == "" {
+			nodes = "4"
+		}
+		cmd = exec.Command(ginkgo, append([]string{"run", "--nodes=" + nodes,
+			"--focus=" + focus, "--skip=" + skip, "--no-color", "--json-report=" + report, "--timeout=3h",
+			suiteBin, "--"}, suiteArgs...)...)
+	} else {
+		cmd = exec.Command(suiteBin, append([]string{"--ginkgo.focus=" + focus, "--ginkgo.skip=" + skip,
+			"--ginkgo.no-color", "--ginkgo.json-report=" + report, "--ginkgo.timeout=3h"}, suiteArgs...)...)
+	}
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	cmd.Env = append(os.Environ(), "PATH="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	runErr := cmd.Wait()
+	t.Logf("e2e_node.test ran %s: %v", time.Since(start).Round(time.Second), runErr)
+	specs, err := ginkgoreport.Read(report)
+	if err != nil {
+		t.Fatalf("no report: %v; the suite's log: %s", err, logPath)
+	}
+	printNodeE2ESummary(t, specs)
+	broken, newly := ginkgoreport.Ratchet(expected, specs)
+	for _, msg := range broken {
+		t.Errorf("listed in %s but %s", nodeE2EExpected, msg)
+	}
+	if len(newly) > 0 {
+		t.Logf("%d specs pass that %s does not list yet; add them:\n%s", len(newly), nodeE2EExpected, strings.Join(newly, "\n"))
+	}
+	if t.Failed() {
+		t.Logf("the suite's log: %s; huskd's log: %s", logPath, h.LogPath)
+	}
+}
+
+// nodeE2EExpected is the node e2e suite's ratchet file: the specs that
+// pass against huskd.
+const nodeE2EExpected = "../node-e2e-expected"
+
+// nodeAddress gives the node an address of its own for the test, on a
+// link of its own (a bridge with no port: this kernel has no dummy
+// links): kubelet refuses a loopback node IP, and the machine's own
+// address would open kubelet (anonymous, AlwaysAllow: the suite's
+// settings) to the network. 192.0.2.0/24 is TEST-NET-1, routed nowhere.
+func nodeAddress(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	link := fmt.Sprintf("hkn%x", b)
+	ip := fmt.Sprintf("192.0.2.%d", 1+int(b[0])%254)
+	for _, args := range [][]string{
+		{"link", "add", link, "type", "bridge"},
+		{"addr", "add", ip + "/32", "dev", link},
+		{"link", "set", link, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		if args[1] == "add" && args[0] == "link" {
+			t.Cleanup(func() {
+				if out, err := exec.Command("ip", "link", "del", link).CombinedOutput(); err != nil {
+					t.Errorf("ip link del %s: %v: %s", link, err, out)
+				}
+			})
+		}
+	}
+	return ip
+}
+
+// rootDirectory is the suite's kubelet root directory, a constant of the
+// suite (services.KubeletRootDirectory).
+const rootDirectory = "/var/lib/kubelet"
+
+// cleanRootDirectory unmounts what kubelet left mounted under its root
+// directory and removes it.
+func cleanRootDirectory(t *testing.T) {
+	ms := mountsUnder(rootDirectory)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(ms[i], syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", ms[i], err)
+		}
+	}
+	if err := os.RemoveAll(rootDirectory); err != nil {
+		t.Errorf("removing %s: %v", rootDirectory, err)
+	}
+}
+
+// serveNodeE2EImages builds nodee2e.Images, serves them from a local
+// registry and returns a hosts.toml directory that mirrors
+// registry.k8s.io to it.
+func serveNodeE2EImages(t *testing.T) string {
+	t.Helper()
+	programs := os.Getenv("HUSK_E2E_NODE_PROGRAMS")
+	if programs == "" {
+		t.Skip("HUSK_E2E_NODE_PROGRAMS is not set: run through `make node-e2e`")
+	}
+	imagebin, err := critest.BuildImagebin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pause, err := os.ReadFile(filepath.Join(huskdtest.Bin(t), "husk-pause"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := nodee2e.Build(nodee2e.Inputs{Programs: programs, Imagebin: imagebin, Pause: pause})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := images.StartRegistry(t)
+	names := make([]string, 0, len(imgs))
+	for n := range imgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		reg.Push(t, strings.TrimPrefix(n, "registry.k8s.io/"), imgs[n])
+	}
+	return reg.MirrorConfig(t, "registry.k8s.io")
+}
+
+// pathWithout makes dir a directory of links to every program of $PATH
+// but those named, and returns it as a PATH: the suite runs kubelet
+// through systemd-run when it finds it, and this host has systemd-run but
+// not systemd.
+func pathWithout(dir string, names ...string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if slices.Contains(names, e.Name()) {
+				continue
+			}
+			link := filepath.Join(dir, e.Name())
+			if _, err := os.Lstat(link); err == nil {
+				continue // an earlier directory of $PATH has it
+			}
+			if err := os.Symlink(filepath.Join(d, e.Name()), link); err != nil {
+				return "", err
+			}
+		}
+	}
+	return dir, nil
+}
+
+// printNodeE2ESummary prints the counts of the specs run and every spec
+// that did not pass, with its reason. A spec the focus left out is
+// reported skipped with no message; one that skipped itself says why.
+func printNodeE2ESummary(t *testing.T, specs []ginkgoreport.Spec) {
+	counts := map[string]int{}
+	var b strings.Builder
+	for _, s := range specs {
+		if s.State == "skipped" && s.Message == "" {
+			continue
+		}
+		counts[s.State]++
+		if s.State != "passed" {
+			fmt.Fprintf(&b, "%s: %s\n    %s\n", strings.ToUpper(s.State), s.Name, ginkgoreport.OneLine(s.Message, 600))
+		}
+	}
+	run := 0
+	for _, c := range counts {
+		run += c
+	}
+	other := run - counts["passed"] - counts["failed"] - counts["skipped"] // panicked, timedout, interrupted
+	t.Logf("node e2e: %d run: %d passed, %d failed, %d skipped by the spec, %d other\n%s",
+		run, counts["passed"], counts["failed"], counts["skipped"], other, b.String())
+}
