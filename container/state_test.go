@@ -79,8 +79,8 @@ func TestUnknownExit(t *testing.T) {
 // prefix is an error; a known one runs with its lifecycle lock held.
 func TestWithContainer(t *testing.T) {
 	m := &Manager{ctrs: map[string]*entry{}}
-	live := newEntry(&Container{ID: "abc1"})
-	gone := newEntry(&Container{ID: "abd2"})
+	live := m.newEntry(&Container{ID: "abc1"})
+	gone := m.newEntry(&Container{ID: "abd2"})
 	gone.removed = true
 	m.ctrs["abc1"], m.ctrs["abd2"] = live, gone
 
