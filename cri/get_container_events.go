@@ -94,16 +94,8 @@ func (s *Server) containerEvent(t container.EventType, c *container.Container) {
 	if sb, err := s.sandboxes.Get(c.PodID); err == nil {
 		ev.PodSandboxStatus = podSandboxStatus(sb)
 	}
-	for _, x := range s.containers.List() {
-		if x.PodID != c.PodID {
-			continue
-		}
-		if x.ID == c.ID {
-			// The state of this step: the list may have a newer one
-			// already, which its own event brings.
-			x = c
-		}
-		ev.ContainersStatuses = append(ev.ContainersStatuses, containerStatus(x))
-	}
+	// c as of this step: the list may have a newer state already, which
+	// its own event brings.
+	ev.ContainersStatuses = s.podContainerStatuses(c.PodID, c)
 	s.events.Publish(ev)
 }

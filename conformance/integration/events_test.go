@@ -236,6 +236,16 @@ func TestContainerEvents(t *testing.T) {
 
 	id := runCtr(t, h, pod, podCfg, ctrConfig("quitter", "sh", "-c", "exit 3"))
 	waitExited(t, h, id, 30*time.Second)
+	// PodSandboxStatus has the same statuses, newest first, as kubelet
+	// with EventedPLEG reads them there instead of listing containers.
+	ps, err := h.Runtime.PodSandboxStatus(context.Background(), pod, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := ps.GetContainersStatuses(); len(cs) != 2 || cs[0].GetId() != id || cs[0].GetExitCode() != 3 ||
+		cs[1].GetId() != sleeper || cs[1].GetState() != runtime.ContainerState_CONTAINER_RUNNING || ps.GetTimestamp() == 0 {
+		t.Errorf("PodSandboxStatus: containers %v at %d, want the exited %.12s then the running %.12s, and a timestamp", cs, ps.GetTimestamp(), id, sleeper)
+	}
 	if err := h.Runtime.RemoveContainer(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
