@@ -204,10 +204,11 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err := writeRecord(dir, c); err != nil {
 		return err
 	}
-	e := newEntry(c)
+	e := m.newEntry(c)
 	m.mu.Lock()
 	m.ctrs[id] = e
 	m.mu.Unlock()
+	m.event(e, EventCreated)
 	klog.InfoS("Container created", "podSandboxID", sb.ID, "containerID", id, "container", cfg.GetMetadata().GetName(),
 		"image", img.ID, "duration", time.Since(start))
 	return nil

@@ -125,6 +125,7 @@ func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	delete(m.ctrs, c.ID)
 	m.mu.Unlock()
 	m.names.Release(c.Name, c.ID)
+	m.event(e, EventDeleted)
 	klog.InfoS("Container removed", "podSandboxID", c.PodID, "containerID", c.ID)
 	return nil
 }

@@ -48,6 +48,8 @@ type Manager struct {
 	// crash between the shim's create and the record), by pod.
 	orphanMu sync.Mutex
 	orphans  map[string][]string
+
+	onEvent EventFunc // set before Load; nil: nobody listens
 }
 
 // New returns a manager; call Load before the sandbox manager recovers,

@@ -32,7 +32,7 @@ func (m *Manager) Load() error {
 			klog.ErrorS(err, "Unreadable or invalid container record; leaving it alone", "containerID", d.Name())
 			continue
 		}
-		m.ctrs[c.ID] = newEntry(c)
+		m.ctrs[c.ID] = m.newEntry(c)
 		m.names.Restore(c.Name, c.ID)
 	}
 	return nil

@@ -58,10 +58,14 @@ func (m *Manager) keepFailed(f failedCreate, err, undoErr error) error {
 		// record.
 		klog.ErrorS(werr, "Recording a container whose rollback failed", "podSandboxID", f.sb.ID, "containerID", f.id)
 	}
-	e := newEntry(c)
+	e := m.newEntry(c)
 	m.mu.Lock()
 	m.ctrs[f.id] = e
 	m.mu.Unlock()
+	// It appears in ListContainers, exited: both steps, so that an event
+	// watcher relists as a lister would find it.
+	m.event(e, EventCreated)
+	m.event(e, EventStopped)
 	klog.InfoS("Keeping a container whose rollback failed, exited, for RemoveContainer", "podSandboxID", f.sb.ID, "containerID", f.id)
 	return fmt.Errorf("%w (its rollback failed too: container %s is kept, exited, until RemoveContainer: %v)", err, f.id, undoErr)
 }

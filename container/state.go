@@ -45,10 +45,17 @@ type entry struct {
 	// statusMu orders the changes of cur, all made by update.
 	statusMu sync.Mutex
 	cur      atomic.Pointer[Container]
+	// changed is told of each change update makes, statusMu held, until
+	// the container's deletion has been told (deleted, statusMu): a
+	// snapshot taken before the removal may still be applied after it.
+	changed func(old, next *Container)
+	deleted bool
 }
 
-func newEntry(c *Container) *entry {
-	e := &entry{}
+// newEntry is the entry of a container found or made; the manager hears of
+// its changes of status.
+func (m *Manager) newEntry(c *Container) *entry {
+	e := &entry{changed: m.statusChanged}
 	e.cur.Store(c)
 	return e
 }
@@ -60,10 +67,78 @@ func newEntry(c *Container) *entry {
 func (e *entry) update(fn func(*Container)) *Container {
 	e.statusMu.Lock()
 	defer e.statusMu.Unlock()
-	c := *e.cur.Load()
+	old := e.cur.Load()
+	c := *old
 	fn(&c)
 	e.cur.Store(&c)
+	if e.changed != nil && !e.deleted {
+		e.changed(old, &c)
+	}
 	return &c
+}
+
+// EventType is a step of a container's life that the event handler hears
+// of (the CRI's ContainerEventType).
+type EventType int
+
+const (
+	// EventCreated: CreateContainer made it (or kept it, exited, after a
+	// failed rollback).
+	EventCreated EventType = iota
+	// EventStarted: it runs, by the shim's reply to StartContainer or its
+	// snapshot, whichever came first.
+	EventStarted
+	// EventStopped: it exited, whether by StopContainer, on its own, or
+	// with its shim; or its start failed.
+	EventStopped
+	// EventDeleted: RemoveContainer removed it.
+	EventDeleted
+)
+
+// EventFunc hears of each step of each container's life, with the
+// container as it is after the step (EventDeleted: as it was removed). It
+// is called with that container's status lock held, so that the steps of
+// one container come in order: it must not block, and may read the
+// manager (Get, List) but not change it.
+type EventFunc func(EventType, *Container)
+
+// SetEventFunc sets who hears of the containers' steps. Call it before
+// Load; nil: nobody.
+func (m *Manager) SetEventFunc(fn EventFunc) { m.onEvent = fn }
+
+// statusChanged turns a change of the published state into an event.
+// Recovery's changes (Load, the shims' snapshots, Reconcile) go to the
+// handler too, before huskd serves anyone: nobody can have subscribed.
+func (m *Manager) statusChanged(old, next *Container) {
+	if m.onEvent == nil || old.State.Status == next.State.Status {
+		return
+	}
+	switch next.State.Status {
+	case shimapi.StatusRunning:
+		m.onEvent(EventStarted, next)
+	case shimapi.StatusExited:
+		if old.State.Status == shimapi.StatusCreated && !next.State.StartedAt.IsZero() {
+			// It ran and exited before Start's reply came: the shim's
+			// snapshot said so first. It started all the same.
+			m.onEvent(EventStarted, next)
+		}
+		m.onEvent(EventStopped, next)
+	}
+}
+
+// event tells the handler of a step that is not a change of status
+// (created, deleted), in order with the container's other steps.
+func (m *Manager) event(e *entry, t EventType) {
+	if m.onEvent == nil {
+		return
+	}
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	if e.deleted {
+		return
+	}
+	e.deleted = t == EventDeleted
+	m.onEvent(t, e.cur.Load())
 }
 
 // unknownExit records that a container ended where nobody saw it, unless

@@ -25,7 +25,8 @@ import (
 // TestSnapshotsRaceLifecycle races shim snapshots (the monitor's, and
 // stale ones as a pod's file gives them) against UpdateResources and Stop
 // on one container, many times: a container Stop has answered for stays
-// exited, and the resources UpdateResources recorded stay.
+// exited, the resources UpdateResources recorded stay, and the event
+// handler hears of the stop exactly once.
 //
 // The shim is a fake behind a real socket and shimapi.Client: the sandbox
 // manager recovers a Ready pod from its record and reconnects to it, so its
@@ -55,6 +56,13 @@ func TestSnapshotsRaceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var evMu sync.Mutex
+	events := map[string][]EventType{}
+	m.SetEventFunc(func(et EventType, c *Container) {
+		evMu.Lock()
+		events[c.ID] = append(events[c.ID], et)
+		evMu.Unlock()
+	})
 	podID := ids.New()
 	writePodRecord(t, root, podID)
 	if err := os.MkdirAll(filepath.Join(state, "pods", podID), 0o700); err != nil {
@@ -91,7 +99,7 @@ func TestSnapshotsRaceLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.mu.Lock()
-		m.ctrs[id] = newEntry(&Container{ID: id, PodID: podID, Config: &runtime.ContainerConfig{}, CreatedAt: t0,
+		m.ctrs[id] = m.newEntry(&Container{ID: id, PodID: podID, Config: &runtime.ContainerConfig{}, CreatedAt: t0,
 			StopSignal: "SIGTERM", Resources: before, State: running})
 		m.mu.Unlock()
 
@@ -140,6 +148,13 @@ func TestSnapshotsRaceLifecycle(t *testing.T) {
 		if !proto.Equal(c.Resources, after) {
 			t.Errorf("iteration %d: resources %v after UpdateResources(%v)", i, c.Resources, after)
 		}
+		// It was running when it was put in; stale snapshots never move it
+		// back, so nothing but its stop is a step.
+		evMu.Lock()
+		if got := events[id]; len(got) != 1 || got[0] != EventStopped {
+			t.Errorf("iteration %d: events %v, want one stop (%d)", i, got, EventStopped)
+		}
+		evMu.Unlock()
 		m.mu.Lock()
 		delete(m.ctrs, id)
 		m.mu.Unlock()

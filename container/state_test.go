@@ -1,6 +1,7 @@
 package container
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,8 +80,8 @@ func TestUnknownExit(t *testing.T) {
 // prefix is an error; a known one runs with its lifecycle lock held.
 func TestWithContainer(t *testing.T) {
 	m := &Manager{ctrs: map[string]*entry{}}
-	live := newEntry(&Container{ID: "abc1"})
-	gone := newEntry(&Container{ID: "abd2"})
+	live := m.newEntry(&Container{ID: "abc1"})
+	gone := m.newEntry(&Container{ID: "abd2"})
 	gone.removed = true
 	m.ctrs["abc1"], m.ctrs["abd2"] = live, gone
 
@@ -107,5 +108,42 @@ func TestWithContainer(t *testing.T) {
 		if (err != nil) != tc.wantErr || ran != tc.wantRun {
 			t.Errorf("withContainer(%q): ran %v, err %v; want ran %v, error %v", tc.id, ran, err, tc.wantRun, tc.wantErr)
 		}
+	}
+}
+
+// TestStatusEvents: which changes of the published state are events.
+func TestStatusEvents(t *testing.T) {
+	created := shimapi.ContainerState{ID: "c1", Status: shimapi.StatusCreated}
+	running := shimapi.ContainerState{ID: "c1", Status: shimapi.StatusRunning, StartedAt: time.Unix(1, 0)}
+	exited := shimapi.ContainerState{ID: "c1", Status: shimapi.StatusExited, StartedAt: time.Unix(1, 0), FinishedAt: time.Unix(2, 0)}
+	failed := shimapi.ContainerState{ID: "c1", Status: shimapi.StatusExited, FinishedAt: time.Unix(2, 0)}
+	for _, tc := range []struct {
+		name     string
+		from     shimapi.ContainerState
+		to       []shimapi.ContainerState
+		deleteAt int // delete before this step of to; -1: never
+		want     []EventType
+	}{
+		{"start then exit", created, []shimapi.ContainerState{running, exited}, -1, []EventType{EventStarted, EventStopped}},
+		{"same state again", running, []shimapi.ContainerState{running, running}, -1, nil},
+		{"exit seen before Start's reply", created, []shimapi.ContainerState{exited, running}, -1, []EventType{EventStarted, EventStopped}},
+		{"start failed", created, []shimapi.ContainerState{failed}, -1, []EventType{EventStopped}},
+		{"snapshot applied after removal", running, []shimapi.ContainerState{exited}, 0, []EventType{EventDeleted}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []EventType
+			m := &Manager{}
+			m.SetEventFunc(func(et EventType, c *Container) { got = append(got, et) })
+			e := m.newEntry(&Container{ID: "c1", State: tc.from})
+			for i, st := range tc.to {
+				if i == tc.deleteAt {
+					m.event(e, EventDeleted)
+				}
+				e.update(func(x *Container) { report(x, st, 0) })
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -68,6 +68,25 @@ func (s *Server) ContainerStatus(_ context.Context, r *runtime.ContainerStatusRe
 	if err != nil {
 		return nil, err
 	}
+	resp := &runtime.ContainerStatusResponse{Status: containerStatus(c)}
+	if r.GetVerbose() {
+		st := c.State
+		info := containerInfo{SandboxID: c.PodID, Pid: st.PID, Bundle: c.Bundle, CgroupPath: c.CgroupPath, Config: c.Config}
+		if b, err := os.ReadFile(filepath.Join(c.Bundle, "config.json")); err == nil {
+			info.RuntimeSpec = b
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+// containerStatus is the CRI's status of c, as ContainerStatus and the
+// container events show it.
+func containerStatus(c *container.Container) *runtime.ContainerStatus {
 	st := c.State
 	status := &runtime.ContainerStatus{
 		Id:          c.ID,
@@ -95,19 +114,7 @@ func (s *Server) ContainerStatus(_ context.Context, r *runtime.ContainerStatusRe
 	if st.Status == shimapi.StatusCreated || st.Status == shimapi.StatusRunning {
 		status.ExitCode, status.Reason = 0, ""
 	}
-	resp := &runtime.ContainerStatusResponse{Status: status}
-	if r.GetVerbose() {
-		info := containerInfo{SandboxID: c.PodID, Pid: st.PID, Bundle: c.Bundle, CgroupPath: c.CgroupPath, Config: c.Config}
-		if b, err := os.ReadFile(filepath.Join(c.Bundle, "config.json")); err == nil {
-			info.RuntimeSpec = b
-		}
-		b, err := json.Marshal(info)
-		if err != nil {
-			return nil, err
-		}
-		resp.Info = map[string]string{"info": string(b)}
-	}
-	return resp, nil
+	return status
 }
 
 // signalEnum is the CRI's name of a signal ("SIGTERM" → SIGNAL_SIGTERM).

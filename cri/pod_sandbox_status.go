@@ -7,6 +7,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/sandbox"
 )
@@ -25,8 +26,9 @@ type sandboxInfo struct {
 	Config         *runtime.PodSandboxConfig `json:"config"`
 }
 
-// PodSandboxStatus returns the status of the PodSandbox. If the PodSandbox
-// is not present, returns an error (NotFound).
+// PodSandboxStatus returns the status of the PodSandbox and of its
+// containers, and when it read them. If the PodSandbox is not present,
+// returns an error (NotFound).
 func (s *Server) PodSandboxStatus(_ context.Context, r *runtime.PodSandboxStatusRequest) (*runtime.PodSandboxStatusResponse, error) {
 	if r.GetPodSandboxId() == "" {
 		return nil, errdefs.InvalidArgument("pod_sandbox_id", "must not be empty")
@@ -35,9 +37,14 @@ func (s *Server) PodSandboxStatus(_ context.Context, r *runtime.PodSandboxStatus
 	if err != nil {
 		return nil, err
 	}
+	// With its EventedPLEG gate on, kubelet takes the pod's containers
+	// from here instead of listing them whenever timestamp is set
+	// (kuberuntime_manager.go's GetPodStatus): without them it sees none,
+	// and creates them again and again.
 	resp := &runtime.PodSandboxStatusResponse{
-		Status:    podSandboxStatus(sb),
-		Timestamp: time.Now().UnixNano(),
+		Status:             podSandboxStatus(sb),
+		ContainersStatuses: s.podContainerStatuses(sb.ID, nil),
+		Timestamp:          time.Now().UnixNano(),
 	}
 	if r.GetVerbose() {
 		info := sandboxInfo{
@@ -55,6 +62,25 @@ func (s *Server) PodSandboxStatus(_ context.Context, r *runtime.PodSandboxStatus
 		resp.Info = map[string]string{"info": string(b)}
 	}
 	return resp, nil
+}
+
+// podContainerStatuses is the statuses of a pod's containers, newest
+// first as kubelet sorts those it lists; at, if not nil, is one of them in
+// the state to show (an event's, which the list may have passed).
+func (s *Server) podContainerStatuses(podID string, at *container.Container) []*runtime.ContainerStatus {
+	out := []*runtime.ContainerStatus{}
+	all := s.containers.List()
+	for i := len(all) - 1; i >= 0; i-- {
+		c := all[i]
+		if c.PodID != podID {
+			continue
+		}
+		if at != nil && c.ID == at.ID {
+			c = at
+		}
+		out = append(out, containerStatus(c))
+	}
+	return out
 }
 
 func podSandboxStatus(sb *sandbox.Sandbox) *runtime.PodSandboxStatus {

@@ -19,6 +19,7 @@ import (
 	"github.com/huskrt/husk/container"
 	"github.com/huskrt/husk/container/usage"
 	"github.com/huskrt/husk/image"
+	"github.com/huskrt/husk/internal/broadcast"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	// Node is what validation checks resource values against; the zero
 	// value is a node without huge pages whose CPUs are not known.
 	Node Node
+	// EventBuffer is how many container events a GetContainerEvents
+	// subscriber may fall behind before it is dropped; 0:
+	// DefaultEventBuffer.
+	EventBuffer int
 }
 
 // Streaming is the streaming server (package stream), as the CRI calls
@@ -87,15 +92,24 @@ type Server struct {
 	// The unfiltered list answers, kept between changes.
 	podList       listCache[sandbox.Sandbox]
 	containerList listCache[container.Container]
+
+	// events are the containers' steps, for GetContainerEvents.
+	events broadcast.Broadcaster[*runtime.ContainerEventResponse]
 }
 
-// New returns a server over the given managers. It answers Unavailable
-// until SetReady is called.
+// New returns a server over the given managers, which hears of the
+// containers' steps: call it before the container manager's Load. It
+// answers Unavailable until SetReady is called.
 func New(opts Options, sandboxes *sandbox.Manager, images *image.Service, containers *container.Manager) *Server {
 	s := &Server{opts: opts, sandboxes: sandboxes, images: images, containers: containers}
 	s.layers = newLayerUsage(usage.DirUsage)
+	containers.SetEventFunc(s.containerEvent)
 	return s
 }
+
+// Close ends the GetContainerEvents streams (Unavailable), which a
+// graceful stop of the gRPC server would otherwise wait for.
+func (s *Server) Close() { s.events.Close() }
 
 // SetReady lets calls through; call it once recovery has finished.
 func (s *Server) SetReady() { s.ready.Store(true) }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 
@@ -13,7 +14,9 @@ import (
 // Status returns the status of the runtime: whether it can run pods
 // (RuntimeReady) and whether it can give them a network (NetworkReady).
 // kubelet schedules no pod-network pod while NetworkReady is false.
-// Verbose adds the effective configuration under "config".
+// Verbose adds the effective configuration under "config", and the
+// counts of GetContainerEvents (subscribers, events published, slow
+// subscribers dropped and the events they lost) under "containerEvents".
 func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.StatusResponse, error) {
 	resp := &runtime.StatusResponse{
 		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
@@ -47,7 +50,8 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 		s.mu.Lock()
 		cidr := s.podCIDR
 		s.mu.Unlock()
-		resp.Info = map[string]string{"config": s.opts.ConfigJSON, "podCIDR": cidr}
+		events, _ := json.Marshal(s.events.Stats())
+		resp.Info = map[string]string{"config": s.opts.ConfigJSON, "podCIDR": cidr, "containerEvents": string(events)}
 	}
 	return resp, nil
 }

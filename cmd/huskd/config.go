@@ -12,6 +12,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/huskrt/husk/cri"
 	"github.com/huskrt/husk/internal/cgroup"
 )
 
@@ -96,6 +97,9 @@ type RuntimeConfig struct {
 	// RunPodSandbox keeps working after kubelet's 4-minute timeout, so that
 	// kubelet's retry gets the result.
 	CreateTimeout Duration `toml:"create_timeout" json:"create_timeout" comment:"Upper bound for one RunPodSandbox, whether or not its caller waits."`
+	// A subscriber that falls behind is dropped, never waited for: huskd
+	// and the shims must not slow down for a stuck client.
+	EventBuffer int `toml:"event_buffer" json:"event_buffer" comment:"Container events a GetContainerEvents subscriber (kubelet's Evented PLEG, crictl events) may fall behind before it is dropped."`
 	// StatsPeriod is no longer used: stats are read at every call (issue
 	// 14). It is still accepted, so that a config file that sets it keeps
 	// loading; huskd warns that it is ignored.
@@ -129,6 +133,7 @@ func defaultConfig() Config {
 			StopTimeout:        Duration(10 * time.Second),
 			SeccompProfileRoot: "/var/lib/kubelet/seccomp",
 			CreateTimeout:      Duration(4 * time.Minute),
+			EventBuffer:        cri.DefaultEventBuffer,
 		},
 		// Far above any real image (the largest public layers hold tens of
 		// GiB of CUDA or model files, and hundreds of thousands of files).
@@ -189,6 +194,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Listen) > 107 {
 		return fmt.Errorf("listen: %q is longer than a unix socket path may be", c.Listen)
+	}
+	if c.Runtime.EventBuffer <= 0 {
+		return fmt.Errorf("runtime.event_buffer must be positive")
 	}
 	if c.Image.ProgressTimeout <= 0 || c.Image.MaxConcurrentDownloads <= 0 {
 		return fmt.Errorf("image: progress_timeout and max_concurrent_downloads must be positive")

@@ -179,7 +179,7 @@ func run(ctx context.Context, cfg Config) error {
 		}
 		defer stop()
 	}
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, Node: criNode()}, mgr, images, containers)
+	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, Node: criNode(), EventBuffer: cfg.Runtime.EventBuffer}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 
@@ -211,6 +211,7 @@ func run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 	klog.InfoS("huskd stopping; pods keep running")
+	srv.Close() // the event streams, which never end by themselves
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
 	select {

@@ -69,7 +69,25 @@ spec:
     - {name: shared, mountPath: /shared}
 `
 
-func TestStaticPod(t *testing.T) {
+func TestStaticPod(t *testing.T) { staticPod(t, false) }
+
+// TestStaticPodEventedPLEG is TestStaticPod with kubelet's EventedPLEG
+// feature gate on (KEP-3386): kubelet subscribes to huskd's
+// GetContainerEvents and relists a pod at once when one of its containers
+// stops, besides its relisting every second. The pod must behave exactly
+// the same, restarts included, and kubelet must keep the stream, across
+// huskd's restart too.
+func TestStaticPodEventedPLEG(t *testing.T) { staticPod(t, true) }
+
+// The metrics kubelet's Evented PLEG keeps (pkg/kubelet/metrics): streams
+// opened, streams that failed, and events received.
+const (
+	eventedConnections = "kubelet_evented_pleg_connection_success_count"
+	eventedErrors      = "kubelet_evented_pleg_connection_error_count"
+	eventedEvents      = "kubelet_evented_pleg_connection_latency_seconds_count"
+)
+
+func staticPod(t *testing.T, evented bool) {
 	bin := kubeletBinary(t)
 	bb, err := images.BusyboxPath()
 	if err != nil {
@@ -98,7 +116,11 @@ func TestStaticPod(t *testing.T) {
 	}
 
 	start := time.Now()
-	n := startNode(t, bin, h.Sock, host)
+	gates := ""
+	if evented {
+		gates = "featureGates:\n  EventedPLEG: true\n"
+	}
+	n := startNode(t, bin, h.Sock, host, gates)
 	t.Logf("kubelet's healthz answered %s after its start", time.Since(start).Round(time.Millisecond))
 	podName := "web-" + n.name
 	manifestPath := n.writeManifest("web.yaml", fmt.Sprintf(manifest, int(scaled(time.Second).Seconds())))
@@ -128,6 +150,9 @@ func TestStaticPod(t *testing.T) {
 	killedAt := map[string]string{} // container ID → klog time the test killed it
 	var outages [][2]string         // klog times from huskd's kill to kubelet's first call through the new one
 	t.Logf("pod %s (uid %s) running and ready: %s", podName, uid, p.summary())
+	if evented {
+		waitEventStream(t, n, h, 1)
+	}
 	for _, c := range p.Status.ContainerStatuses {
 		if c.RestartCount != 0 {
 			t.Errorf("container %s restarted %d times before the test touched it: %s", c.Name, c.RestartCount, p.summary())
@@ -237,45 +262,28 @@ func TestStaticPod(t *testing.T) {
 		}
 	})
 
-	t.Run("huskd restart", func(t *testing.T) {
-		// huskd killed and started again, as a crash or an upgrade would:
-		// kubelet must find the same containers running, and restart none.
-		before := n.waitPod(t, scaled(time.Minute), podName, "is Ready", func(p *pod) bool { return p.condition("Ready") == "True" })
-		down := klogNow()
-		h.Kill()
-		h.Launch()
-		// kubelet's relist (every second) has gone through the new huskd
-		// once its gRPC connection is back.
-		up := klogNow()
-		n.eventually(t, scaled(time.Minute), "kubelet has listed containers through the new huskd", func() (bool, string) {
-			last := lastCall(h.Log(), "ListContainers")
-			return last > up, "its last ListContainers was at " + last
-		})
-		outages = append(outages, [2]string{down, klogNow()})
-		after := n.waitPod(t, scaled(time.Minute), podName, "is Ready after huskd's restart", func(p *pod) bool { return p.condition("Ready") == "True" })
-		for _, c := range before.Status.ContainerStatuses {
-			a := after.container(c.Name)
-			if a == nil || a.ContainerID != c.ContainerID || a.RestartCount != c.RestartCount || a.State.Running == nil {
-				t.Errorf("container %s changed across huskd's restart: before %s; after %s", c.Name, before.summary(), after.summary())
-			}
-		}
-	})
-
-	t.Run("restart after kill", func(t *testing.T) {
-		old, oldSidecar := p.container("main"), p.container("sidecar")
+	// main killed from outside: kubelet restarts it, and only it.
+	restartAfterKill := func(t *testing.T, throughEvents bool) {
+		cur := n.waitPod(t, scaled(time.Minute), podName, "is Ready", func(p *pod) bool { return p.condition("Ready") == "True" })
+		old, oldSidecar := cur.container("main"), cur.container("sidecar")
+		want := old.RestartCount + 1
 		pid, _ := containerInfo(t, h, old.runtimeID())
+		var eventsBefore float64
+		if throughEvents {
+			eventsBefore = kubeletMetric(t, n, eventedEvents)
+		}
 		killedAt[old.runtimeID()] = klogNow()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("killing main (pid %d): %v", pid, err)
 		}
 		p := n.waitPod(t, scaled(2*time.Minute), podName, "has restarted main after it was killed, and is Ready again", func(p *pod) bool {
 			c := p.container("main")
-			return c != nil && c.RestartCount >= 1 && c.State.Running != nil && c.Ready &&
+			return c != nil && c.RestartCount >= want && c.State.Running != nil && c.Ready &&
 				c.ContainerID != old.ContainerID && p.condition("Ready") == "True"
 		})
 		c := p.container("main")
-		if c.RestartCount != 1 {
-			t.Errorf("main restarted %d times, want 1: %s", c.RestartCount, p.summary())
+		if c.RestartCount != want {
+			t.Errorf("main restarted %d times, want %d: %s", c.RestartCount, want, p.summary())
 		}
 		if lt := c.LastState.Terminated; lt == nil || lt.ExitCode != 137 {
 			t.Errorf("main's last state: %+v, want terminated with exit code 137 (SIGKILL): %s", lt, p.summary())
@@ -286,16 +294,66 @@ func TestStaticPod(t *testing.T) {
 		cctx, cancel := callCtx()
 		defer cancel()
 		st, err := h.Runtime.ContainerStatus(cctx, c.runtimeID(), false)
-		if err != nil || st.GetStatus().GetState() != runtime.ContainerState_CONTAINER_RUNNING || st.GetStatus().GetMetadata().GetAttempt() != 1 {
-			t.Errorf("huskd's status of the new main %s: %v, %v; want running, attempt 1", c.runtimeID(), st.GetStatus(), err)
+		if err != nil || st.GetStatus().GetState() != runtime.ContainerState_CONTAINER_RUNNING || st.GetStatus().GetMetadata().GetAttempt() != uint32(want) {
+			t.Errorf("huskd's status of the new main %s: %v, %v; want running, attempt %d", c.runtimeID(), st.GetStatus(), err, want)
 		}
 		if huskdtest.Alive(pid) {
 			t.Errorf("the killed process %d is still alive", pid)
 		}
-		// The first instance's log is still there, and the new one logs anew.
+		if throughEvents {
+			// main's stop, its successor's creation and start: through the
+			// stream.
+			if got := kubeletMetric(t, n, eventedEvents); got < eventsBefore+3 {
+				t.Errorf("kubelet received %v container events from huskd's stream over main's restart, want at least 3", got-eventsBefore)
+			}
+		}
+		// The killed instance's log is still there, and the new one logs anew.
 		n.waitLog(t, podName, "main", true, "main started")
 		n.waitLog(t, podName, "main", false, "main started")
+	}
+	if evented {
+		// Before huskd's restart, which ends kubelet's use of the stream
+		// (below): the kill reaches kubelet as a STOPPED event.
+		t.Run("restart after kill through events", func(t *testing.T) { restartAfterKill(t, true) })
+	}
+
+	huskdKilledAt := ""
+	t.Run("huskd restart", func(t *testing.T) {
+		// huskd killed and started again, as a crash or an upgrade would:
+		// kubelet must find the same containers running, and restart none.
+		before := n.waitPod(t, scaled(time.Minute), podName, "is Ready", func(p *pod) bool { return p.condition("Ready") == "True" })
+		down := klogNow()
+		huskdKilledAt = down
+		h.Kill()
+		h.Launch()
+		// kubelet's relist (every second) has gone through the new huskd
+		// once its gRPC connection is back.
+		up := klogNow()
+		n.eventually(t, scaled(time.Minute), "kubelet has listed containers through the new huskd", func() (bool, string) {
+			last := lastCall(h.Log(), "ListContainers")
+			return last > up, "its last ListContainers was at " + last
+		})
+		outages = append(outages, [2]string{down, klogNow()})
+		if evented {
+			// The stream broke with huskd. kubelet v1.37.2 tries again 5
+			// times at once, without a backoff, and gives the stream up for
+			// good when all find no huskd listening (pkg/kubelet/pleg/
+			// evented.go): its generic PLEG relists every second anyway.
+			n.eventually(t, scaled(time.Minute), "kubelet has given up the stream of the killed huskd", func() (bool, string) {
+				lines := grepLines(n.log(), "Evented PLEG: disabling")
+				return lines != "" && klogTime(lines) >= down, lines
+			})
+		}
+		after := n.waitPod(t, scaled(time.Minute), podName, "is Ready after huskd's restart", func(p *pod) bool { return p.condition("Ready") == "True" })
+		for _, c := range before.Status.ContainerStatuses {
+			a := after.container(c.Name)
+			if a == nil || a.ContainerID != c.ContainerID || a.RestartCount != c.RestartCount || a.State.Running == nil {
+				t.Errorf("container %s changed across huskd's restart: before %s; after %s", c.Name, before.summary(), after.summary())
+			}
+		}
 	})
+
+	t.Run("restart after kill", func(t *testing.T) { restartAfterKill(t, false) })
 
 	t.Run("delete manifest", func(t *testing.T) {
 		if err := os.Remove(manifestPath); err != nil {
@@ -342,12 +400,77 @@ func TestStaticPod(t *testing.T) {
 		})
 	})
 
+	if evented {
+		// kubelet gave the stream up only when huskd was killed.
+		for _, l := range strings.Split(grepLines(n.log(), "Evented PLEG: disabling"), "\n") {
+			if l != "" && (huskdKilledAt == "" || klogTime(l) < huskdKilledAt) {
+				t.Errorf("kubelet stopped using huskd's container events before huskd was killed (%s):\n%s", huskdKilledAt, l)
+			}
+		}
+		t.Logf("kubelet's Evented PLEG: %v streams opened, %v failed, %v events received",
+			kubeletMetric(t, n, eventedConnections), kubeletMetric(t, n, eventedErrors), kubeletMetric(t, n, eventedEvents))
+	}
+
 	// Checked after all kubelet did, kubelet still running.
 	errs, known := criErrors(n.log(), expectedCRIError(n.log(), h.Log(), killedAt, outages))
 	t.Logf("kubelet logged %d failed CRI calls that its timing explains:\n%s", len(known), strings.Join(known, "\n"))
 	if len(errs) > 0 {
 		t.Errorf("kubelet logged %d failed CRI calls:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
+}
+
+// waitEventStream waits until kubelet has opened its Evented PLEG stream
+// the nth time, and huskd has it as its one subscriber.
+func waitEventStream(t *testing.T, n *node, h *huskdtest.Huskd, nth float64) {
+	t.Helper()
+	n.eventually(t, scaled(time.Minute), fmt.Sprintf("kubelet has opened huskd's container event stream %v times and huskd has it", nth), func() (bool, string) {
+		got, err := n.metric(eventedConnections)
+		if err != nil {
+			return false, err.Error()
+		}
+		subs, err := eventSubscribers(h)
+		if err != nil {
+			return false, err.Error()
+		}
+		return got >= nth && subs == 1, fmt.Sprintf("%v streams opened, huskd has %d subscribers", got, subs)
+	})
+}
+
+func kubeletMetric(t *testing.T, n *node, name string) float64 {
+	t.Helper()
+	v, err := n.metric(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// eventSubscribers is the number of GetContainerEvents streams huskd
+// serves, from its verbose Status.
+func eventSubscribers(h *huskdtest.Huskd) (int, error) {
+	ctx, cancel := callCtx()
+	defer cancel()
+	resp, err := h.Runtime.Status(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	var st struct {
+		Subscribers int `json:"subscribers"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["containerEvents"]), &st); err != nil {
+		return 0, fmt.Errorf("huskd's containerEvents %q: %w", resp.GetInfo()["containerEvents"], err)
+	}
+	return st.Subscribers, nil
+}
+
+func grepLines(log, s string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // containerInfo is a container's PID and cgroup (its cgroupfs path) from

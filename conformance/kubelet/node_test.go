@@ -339,9 +339,9 @@ func (h host) cgroupSettings() string {
 }
 
 // startNode starts kubelet against the huskd listening on sock, and waits
-// until its healthz answers. Cleanup stops it by its PID and unmounts its
-// root dir.
-func startNode(t *testing.T, bin, sock string, h host) *node {
+// until its healthz answers; extraConfig is added to its configuration.
+// Cleanup stops it by its PID and unmounts its root dir.
+func startNode(t *testing.T, bin, sock string, h host, extraConfig string) *node {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "hkkubelet")
 	if err != nil {
@@ -370,7 +370,7 @@ func startNode(t *testing.T, bin, sock string, h host) *node {
 	}
 	cfg := filepath.Join(dir, "kubelet.yaml")
 	body := fmt.Sprintf(kubeletConfig, sock, h.cgroupRoot, n.manifests, n.podLogs,
-		filepath.Join(dir, "volume-plugins"), resolv, n.port, n.healthz, h.cgroupSettings())
+		filepath.Join(dir, "volume-plugins"), resolv, n.port, n.healthz, h.cgroupSettings()) + extraConfig
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -611,6 +611,33 @@ func (n *node) writeManifest(name, body string) string {
 		n.t.Fatal(err)
 	}
 	return p
+}
+
+// metric is the sum of the samples of a metric family in kubelet's
+// /metrics (a histogram's: name_count).
+func (n *node) metric(name string) (float64, error) {
+	b, err := n.do("GET", "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || (f[0] != name && !strings.HasPrefix(f[0], name+"{")) {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", line, err)
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("kubelet's /metrics has no %s", name)
+	}
+	return sum, nil
 }
 
 func (n *node) log() string {
