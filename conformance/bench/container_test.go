@@ -60,7 +60,7 @@ func runtimes(b *testing.B, podNetwork bool) []*runtimeUnderTest {
 	if _, err := exec.LookPath("containerd"); err == nil && os.Getenv("HUSK_BENCH_ONLY") == "" {
 		opts := containerdtest.Options{HostsDir: hostsDir}
 		if podNetwork {
-			opts.CNIConfDir = containerdNetwork(b)
+			opts.CNIConfDir = containerdtest.Network(b)
 		}
 		c := containerdtest.Start(b, opts)
 		out = append(out, &runtimeUnderTest{name: "containerd", endpoint: "unix://" + c.Sock, rt: c.Runtime, images: c.Images, pid: c.PID})

@@ -6,6 +6,7 @@ package containerdtest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,9 @@ import (
 
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
+
+	"github.com/huskrt/husk/conformance/huskdtest"
+	"github.com/huskrt/husk/network"
 )
 
 // Containerd is one running containerd.
@@ -183,4 +187,44 @@ func (c *Containerd) stop() {
 func cgroupHierarchies() []string {
 	hs, _ := filepath.Glob("/sys/fs/cgroup/*")
 	return append(hs, "/sys/fs/cgroup")
+}
+
+// Network writes husk's built-in network, on a bridge and subnet of its
+// own, into a CNI config directory for containerd (Options.CNIConfDir),
+// with the masquerade huskd writes for its own bridge, so that both
+// runtimes' pods get the same network; the bridge and the masquerade are
+// removed at the end.
+func Network(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	r := make([]byte, 2)
+	_, _ = rand.Read(r)
+	bridge := fmt.Sprintf("hkc%x", r)
+	subnet := fmt.Sprintf("10.104.%d.0/24", r[0])
+	conf, err := network.Builtin(network.Config{
+		BridgeName:  bridge,
+		Subnet:      subnet,
+		IPAMDataDir: filepath.Join(dir, "ipam"),
+	}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	confDir := filepath.Join(dir, "net.d")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-husk.conflist"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huskdtest.RestoreSysctl(t, "/proc/sys/net/ipv4/ip_forward")
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		if err := network.RemoveMasquerade(bridge); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := network.EnsureMasquerade(bridge, subnet); err != nil {
+		t.Fatal(err)
+	}
+	return confDir
 }

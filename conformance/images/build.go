@@ -200,7 +200,13 @@ func BusyboxPath() (string, error) {
 // /etc/group (root, nobody, www-data) and the usual directories. Debian's
 // regular busybox is used rather than busybox-static because the static
 // one runs applets in-process, which defeats tests that mask a binary.
-func BusyboxFiles(busybox string) ([]File, error) {
+func BusyboxFiles(busybox string) ([]File, error) { return busyboxFiles(busybox, false) }
+
+// BusyboxBinFiles is BusyboxFiles with every applet in /bin, as Docker
+// Hub's busybox images lay them out (specs exec /bin/top).
+func BusyboxBinFiles(busybox string) ([]File, error) { return busyboxFiles(busybox, true) }
+
+func busyboxFiles(busybox string, allInBin bool) ([]File, error) {
 	bin, err := os.ReadFile(busybox)
 	if err != nil {
 		return nil, err
@@ -221,6 +227,9 @@ func BusyboxFiles(busybox string) ([]File, error) {
 	seen := map[string]bool{"bin/busybox": true}
 	var applets []string
 	for _, a := range strings.Fields(string(out)) {
+		if allInBin {
+			a = "bin/" + path.Base(a)
+		}
 		if !seen[a] {
 			seen[a] = true
 			applets = append(applets, a)

@@ -27,7 +27,7 @@ type Inputs struct {
 // resolve), by name.
 func Build(in Inputs) (map[string]v1.Image, error) {
 	program := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(in.Programs, name)) }
-	bb, err := images.BusyboxFiles(filepath.Join(in.Programs, "busybox"))
+	bb, err := images.BusyboxBinFiles(filepath.Join(in.Programs, "busybox"))
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func TestBuild(t *testing.T) {
 		{name: "busybox:1.37.0-2", cmd: "sh", files: map[string]int64{"bin/sh": 0o755, "bin/sleep": 0o755, "bin/nmeter": 0o755, "bin/top": 0o755}},
 		{name: "nginx:1.27.0-2", entrypoint: "nginx -g daemon off;", files: map[string]int64{"usr/local/sbin/nginx": 0o755}},
 		{name: "nonewprivs:1.4", cmd: "nnp", files: map[string]int64{"usr/local/bin/nnp": 0o4755}},
-		{name: "nonroot:1.5", cmd: "sh", user: "1234", files: map[string]int64{"usr/bin/id": 0o755}},
+		{name: "nonroot:1.5", cmd: "sh", user: "1234", files: map[string]int64{"bin/id": 0o755}},
 		{name: "ipc-utils:1.4", cmd: "sh", files: map[string]int64{"usr/bin/ipcs": 0o755, "usr/bin/ipcmk": 0o755}},
 		{name: "glibc-dns-testing:2.1.1", cmd: "sh", files: map[string]int64{"usr/bin/hostname": 0o755}},
 		{name: "sample-device-plugin:1.8.0", entrypoint: "/sampledeviceplugin -alsologtostderr", files: map[string]int64{"sampledeviceplugin": 0o755}},
