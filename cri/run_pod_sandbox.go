@@ -18,8 +18,9 @@ import (
 // validateRunPodSandbox checks everything about a RunPodSandbox request
 // that can be checked without touching the node, one concern per check.
 // Each error names the field at fault. driver is the cgroup driver new
-// pods are made with: it decides the form of linux.cgroup_parent.
-func validateRunPodSandbox(r *runtime.RunPodSandboxRequest, driver cgroup.Driver) error {
+// pods are made with: it decides the form of linux.cgroup_parent; handlers
+// are the runtime handlers served.
+func validateRunPodSandbox(r *runtime.RunPodSandboxRequest, driver cgroup.Driver, handlers []string) error {
 	cfg := r.GetConfig()
 	if cfg == nil {
 		return errdefs.InvalidArgument("config", "missing")
@@ -27,7 +28,7 @@ func validateRunPodSandbox(r *runtime.RunPodSandboxRequest, driver cgroup.Driver
 	if err := checkConfigSize("config", cfg); err != nil {
 		return err
 	}
-	if err := validateHandler(r.GetRuntimeHandler()); err != nil {
+	if err := validateHandler(r.GetRuntimeHandler(), handlers); err != nil {
 		return err
 	}
 	for _, check := range []func(*runtime.PodSandboxConfig) error{
@@ -160,9 +161,9 @@ func checkSupplementalGroups(field string, groups []int64) error {
 // ngroupsMax is the kernel's NGROUPS_MAX.
 const ngroupsMax = 65536
 
-func validateHandler(h string) error {
-	if !slices.Contains(Handlers, h) {
-		return errdefs.InvalidArgument("runtime_handler", "unknown runtime handler %q (husk serves %q)", h, Handlers)
+func validateHandler(h string, handlers []string) error {
+	if !slices.Contains(handlers, h) {
+		return errdefs.InvalidArgument("runtime_handler", "unknown runtime handler %q (husk serves %q)", h, handlers)
 	}
 	return nil
 }
@@ -367,7 +368,7 @@ func validateSysctls(sysctls map[string]string, o *runtime.NamespaceOption) erro
 // AlreadyExists, except kubelet's retry of a call still in progress, which
 // gets that call's sandbox once it is ready.
 func (s *Server) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
-	if err := validateRunPodSandbox(r, s.sandboxes.CgroupDriver()); err != nil {
+	if err := validateRunPodSandbox(r, s.sandboxes.CgroupDriver(), s.opts.Handlers); err != nil {
 		return nil, err
 	}
 	id, err := s.sandboxes.Run(ctx, r.GetConfig(), r.GetRuntimeHandler())

@@ -34,7 +34,7 @@ func validRequest() *runtime.RunPodSandboxRequest {
 }
 
 func TestValidateRunPodSandbox(t *testing.T) {
-	if err := validateRunPodSandbox(validRequest(), cgroup.Cgroupfs); err != nil {
+	if err := validateRunPodSandbox(validRequest(), cgroup.Cgroupfs, Handlers); err != nil {
 		t.Fatalf("valid request refused: %v", err)
 	}
 	cases := []struct {
@@ -205,7 +205,7 @@ func TestValidateRunPodSandbox(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := validRequest()
 			c.mod(r)
-			err := validateRunPodSandbox(r, cgroup.Cgroupfs)
+			err := validateRunPodSandbox(r, cgroup.Cgroupfs, Handlers)
 			if errdefs.Code(err) != codes.InvalidArgument {
 				t.Fatalf("code %v (%v), want InvalidArgument", errdefs.Code(err), err)
 			}
@@ -259,7 +259,7 @@ func TestValidateRunPodSandboxAcceptsKubelet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := validRequest()
 			mod(r)
-			if err := validateRunPodSandbox(r, cgroup.Cgroupfs); err != nil {
+			if err := validateRunPodSandbox(r, cgroup.Cgroupfs, Handlers); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -277,7 +277,7 @@ func FuzzValidateRunPodSandbox(f *testing.F) {
 		if proto.Unmarshal(b, r) != nil {
 			return
 		}
-		if err := validateRunPodSandbox(r, cgroup.Cgroupfs); err != nil && errdefs.Code(err) != codes.InvalidArgument {
+		if err := validateRunPodSandbox(r, cgroup.Cgroupfs, Handlers); err != nil && errdefs.Code(err) != codes.InvalidArgument {
 			t.Fatalf("code %v for %v", errdefs.Code(err), err)
 		}
 	})
@@ -291,5 +291,17 @@ func TestValidatePodCIDR(t *testing.T) {
 		if err := validatePodCIDR(cidr); (err == nil) != ok {
 			t.Errorf("validatePodCIDR(%q) = %v", cidr, err)
 		}
+	}
+}
+
+// A handler named in the config is served; it is refused without.
+func TestValidateConfiguredHandler(t *testing.T) {
+	r := validRequest()
+	r.RuntimeHandler = "test-handler"
+	if err := validateRunPodSandbox(r, cgroup.Cgroupfs, append(slices.Clone(Handlers), "test-handler")); err != nil {
+		t.Errorf("configured handler refused: %v", err)
+	}
+	if err := validateRunPodSandbox(r, cgroup.Cgroupfs, Handlers); errdefs.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `"test-handler"`) {
+		t.Errorf("unconfigured handler: %v, want InvalidArgument naming it", err)
 	}
 }

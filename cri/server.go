@@ -8,6 +8,7 @@
 package cri
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -26,14 +27,20 @@ import (
 // RuntimeName is what Version reports as runtime_name.
 const RuntimeName = "husk"
 
-// Handlers are the runtime handlers (RuntimeClass handlers) husk serves:
-// "" is the default, and "husk" names it explicitly.
+// Handlers are the runtime handlers (RuntimeClass handlers) every husk
+// serves: "" is the default, and "husk" names it explicitly. An admin
+// adds more names for it with Options.Handlers.
 var Handlers = []string{"", "husk"}
 
 // Options configure a Server.
 type Options struct {
 	// Version is husk's version, reported by Version.
 	Version string
+	// Handlers are more names of husk's one runtime, beside Handlers: a
+	// cluster's RuntimeClasses may name a handler of their own (Kubernetes'
+	// node e2e suite names "test-handler", which containerd's CI config
+	// defines as a runc runtime).
+	Handlers []string
 	// ConfigJSON is the effective configuration, shown by a verbose Status.
 	ConfigJSON string
 	// UserNamespaces says pods may have their own user namespace: the
@@ -101,6 +108,7 @@ type Server struct {
 // containers' steps: call it before the container manager's Load. It
 // answers Unavailable until SetReady is called.
 func New(opts Options, sandboxes *sandbox.Manager, images *image.Service, containers *container.Manager) *Server {
+	opts.Handlers = append(slices.Clone(Handlers), opts.Handlers...)
 	s := &Server{opts: opts, sandboxes: sandboxes, images: images, containers: containers}
 	s.layers = newLayerUsage(usage.DirUsage)
 	containers.SetEventFunc(s.containerEvent)

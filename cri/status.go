@@ -40,7 +40,7 @@ func (s *Server) Status(_ context.Context, r *runtime.StatusRequest) (*runtime.S
 			UserNamespacesHostNetwork: s.opts.UserNamespaces,
 		},
 	}
-	for _, h := range Handlers {
+	for _, h := range s.opts.Handlers {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{
 			Name:     h,
 			Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: recursiveReadOnlyMounts(), UserNamespaces: s.opts.UserNamespaces},

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -100,6 +101,9 @@ type RuntimeConfig struct {
 	// A subscriber that falls behind is dropped, never waited for: huskd
 	// and the shims must not slow down for a stuck client.
 	EventBuffer int `toml:"event_buffer" json:"event_buffer" comment:"Container events a GetContainerEvents subscriber (kubelet's Evented PLEG, crictl events) may fall behind before it is dropped."`
+	// A RuntimeClass names a handler; husk has one runtime, which these
+	// names select too (containerd's config defines runtimes by name).
+	Handlers []string `toml:"handlers" json:"handlers" comment:"More runtime handler names (RuntimeClass handlers) for husk's runtime, beside \"\" and \"husk\": each a DNS label."`
 	// StatsPeriod is no longer used: stats are read at every call (issue
 	// 14). It is still accepted, so that a config file that sets it keeps
 	// loading; huskd warns that it is ignored.
@@ -134,6 +138,7 @@ func defaultConfig() Config {
 			SeccompProfileRoot: "/var/lib/kubelet/seccomp",
 			CreateTimeout:      Duration(4 * time.Minute),
 			EventBuffer:        cri.DefaultEventBuffer,
+			Handlers:           []string{},
 		},
 		// Far above any real image (the largest public layers hold tens of
 		// GiB of CUDA or model files, and hundreds of thousands of files).
@@ -194,6 +199,11 @@ func (c *Config) validate() error {
 	}
 	if len(c.Listen) > 107 {
 		return fmt.Errorf("listen: %q is longer than a unix socket path may be", c.Listen)
+	}
+	for _, h := range c.Runtime.Handlers {
+		if !dnsLabel.MatchString(h) || len(h) > 63 {
+			return fmt.Errorf("runtime.handlers: %q is not a DNS label (RuntimeClass's rule for a handler)", h)
+		}
 	}
 	if c.Runtime.EventBuffer <= 0 {
 		return fmt.Errorf("runtime.event_buffer must be positive")
@@ -274,3 +284,7 @@ func (c Config) toml() string {
 	}
 	return string(b)
 }
+
+// dnsLabel is an RFC 1123 label, as Kubernetes validates a RuntimeClass's
+// handler (apimachinery's IsDNS1123Label, which huskd does not import).
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)

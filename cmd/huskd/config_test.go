@@ -104,6 +104,18 @@ func TestValidateConfig(t *testing.T) {
 	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "cdi.spec_dirs") {
 		t.Errorf("a relative CDI dir: %v", err)
 	}
+	for _, h := range []string{"Test", "-a", "a_b", strings.Repeat("a", 64)} {
+		c = defaultConfig()
+		c.Runtime.Handlers = []string{"test-handler", h}
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "runtime.handlers") {
+			t.Errorf("handler %q: %v", h, err)
+		}
+	}
+	c = defaultConfig()
+	c.Runtime.Handlers = []string{"test-handler", "runc"}
+	if err := c.validate(); err != nil && strings.Contains(err.Error(), "runtime.handlers") {
+		t.Errorf("valid handlers refused: %v", err)
+	}
 	c = defaultConfig()
 	c.Root = "relative"
 	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "root") {

@@ -179,7 +179,7 @@ func run(ctx context.Context, cfg Config) error {
 		}
 		defer stop()
 	}
-	srv := cri.New(cri.Options{Version: version, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, Node: criNode(), EventBuffer: cfg.Runtime.EventBuffer}, mgr, images, containers)
+	srv := cri.New(cri.Options{Version: version, Handlers: cfg.Runtime.Handlers, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, Node: criNode(), EventBuffer: cfg.Runtime.EventBuffer}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(g)
 

@@ -99,7 +99,9 @@ func TestNodeE2E(t *testing.T) {
 	var sock, runtimeLog string
 	isHusk := os.Getenv("HUSK_E2E_NODE_RUNTIME") != "containerd"
 	if isHusk {
-		h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[registry]\nconfig_path = %q\n", hosts))...)
+		h := huskdtest.Start(t, huskdtest.Config(t, fmt.Sprintf("[registry]\nconfig_path = %q\n", hosts)+
+			// The RuntimeClass and pod overhead specs' handler.
+			"[runtime]\nhandlers = [\"test-handler\"]\n")...)
 		sock, runtimeLog = h.Sock, h.LogPath
 	} else {
 		c := containerdtest.Start(t, containerdtest.Options{HostsDir: hosts, CNIConfDir: containerdtest.Network(t)})
