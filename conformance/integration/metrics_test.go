@@ -96,7 +96,9 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("talker's log: %q", got)
 	}
 
+	scraped := time.Now()
 	running := scrape(t, addr)
+	t.Logf("a scrape with one pod took %v", time.Since(scraped))
 	if running["husk_shims"] != 1 || running["husk_shim_memory_bytes"] < 1<<20 {
 		t.Errorf("with one pod: %v shims of %v bytes", running["husk_shims"], running["husk_shim_memory_bytes"])
 	}
