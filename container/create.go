@@ -18,6 +18,7 @@ import (
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/ids"
+	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -45,6 +46,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtime.Contain
 
 func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (retErr error) {
 	start := time.Now()
+	defer metrics.Since(metrics.ContainerOperationDuration.WithLabelValues(metrics.OpCreate), start)
 	img, err := m.images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		return fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)

@@ -15,12 +15,14 @@ import (
 
 	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
 // Start starts a created container.
 func (m *Manager) Start(ctx context.Context, id string) error {
+	defer metrics.Since(metrics.ContainerOperationDuration.WithLabelValues(metrics.OpStart), time.Now())
 	e, err := m.lookup(id)
 	if err != nil {
 		return err
@@ -45,6 +47,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 // Stop sends the stop signal, waits timeout, then kills every process of
 // the container. api.proto: idempotent, and no error for an unknown ID.
 func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	defer metrics.Since(metrics.ContainerOperationDuration.WithLabelValues(metrics.OpStop), time.Now())
 	return m.withContainer(id, func(e *entry) error {
 		c := e.cur.Load()
 		if c.State.Status == shimapi.StatusExited {
@@ -101,6 +104,7 @@ func (m *Manager) killWithoutShim(e *entry) error {
 // Remove removes a container, killing it first if it runs. api.proto:
 // idempotent, and no error for an unknown ID.
 func (m *Manager) Remove(ctx context.Context, id string) error {
+	defer metrics.Since(metrics.ContainerOperationDuration.WithLabelValues(metrics.OpRemove), time.Now())
 	return m.withContainer(id, func(e *entry) error { return m.removeLocked(ctx, e) })
 }
 

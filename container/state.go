@@ -7,6 +7,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -106,10 +107,19 @@ type EventFunc func(EventType, *Container)
 // Load; nil: nobody.
 func (m *Manager) SetEventFunc(fn EventFunc) { m.onEvent = fn }
 
-// statusChanged turns a change of the published state into an event.
+// reasonOOMKilled is the shim's Reason for a container the kernel's OOM
+// killer took.
+const reasonOOMKilled = "OOMKilled"
+
+// statusChanged turns a change of the published state into an event, and
+// counts an OOM kill when the change says so (once: a published state
+// never goes back).
 // Recovery's changes (Load, the shims' snapshots, Reconcile) go to the
 // handler too, before huskd serves anyone: nobody can have subscribed.
 func (m *Manager) statusChanged(old, next *Container) {
+	if old.State.Reason != reasonOOMKilled && next.State.Reason == reasonOOMKilled {
+		metrics.OOMKills.Inc()
+	}
 	if m.onEvent == nil || old.State.Status == next.State.Status {
 		return
 	}

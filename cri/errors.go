@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/metrics"
 )
 
 // unaryInterceptor is the one place where errors become gRPC codes. It
@@ -20,10 +21,11 @@ import (
 // Internal instead of a dead huskd, and writes the per-call log line.
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	method := path.Base(info.FullMethod)
+	start := time.Now()
+	defer func() { record(method, err, start) }()
 	if !s.ready.Load() {
 		return nil, status.Error(codes.Unavailable, "husk is recovering its state after a restart; retry shortly")
 	}
-	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			klog.ErrorS(nil, "Panic in CRI call", "method", method, "panic", r, "stack", string(debug.Stack()))
@@ -37,10 +39,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	method := path.Base(info.FullMethod)
+	start := time.Now()
+	defer func() { record(method, err, start) }()
 	if !s.ready.Load() {
 		return status.Error(codes.Unavailable, "husk is recovering its state after a restart; retry shortly")
 	}
-	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			klog.ErrorS(nil, "Panic in CRI call", "method", method, "panic", r, "stack", string(debug.Stack()))
@@ -50,6 +53,13 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		err = errdefs.ToGRPC(err)
 	}()
 	return handler(srv, ss)
+}
+
+// record counts a call under the code its caller sees (err is already
+// a gRPC status) and observes its time: two atomic adds, no lock.
+func record(method string, err error, start time.Time) {
+	metrics.CRIRequests.WithLabelValues(method, status.Code(err).String()).Inc()
+	metrics.Since(metrics.CRIRequestDuration.WithLabelValues(method), start)
 }
 
 // idKeys pulls the IDs kubelet's logs use out of a request, so that one

@@ -7,12 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/errdefs/errkind"
+	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -45,16 +49,35 @@ func TestInterceptor(t *testing.T) {
 			if c.ready {
 				s.SetReady()
 			}
+			// Counted under the code the caller sees, panics and refusals too.
+			counted := metrics.CRIRequests.WithLabelValues("RunPodSandbox", c.code.String())
+			timed := metrics.CRIRequestDuration.WithLabelValues("RunPodSandbox").(prometheus.Histogram)
+			calls, observed := testutil.ToFloat64(counted), histogramCount(t, timed)
 			_, err := s.unaryInterceptor(context.Background(), nil, info, c.handler)
 			st := status.Convert(err)
 			if st.Code() != c.code {
 				t.Fatalf("code %v (%v), want %v", st.Code(), err, c.code)
+			}
+			if n := testutil.ToFloat64(counted) - calls; n != 1 {
+				t.Errorf("husk_cri_requests_total{code=%s} moved by %v, want 1", c.code, n)
+			}
+			if n := histogramCount(t, timed) - observed; n != 1 {
+				t.Errorf("husk_cri_request_duration_seconds observed %d calls, want 1", n)
 			}
 			if !strings.Contains(st.Message(), c.msg) {
 				t.Errorf("message %q lacks %q", st.Message(), c.msg)
 			}
 		})
 	}
+}
+
+func histogramCount(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 // A condition the shim reports reaches kubelet with its code, not Unknown

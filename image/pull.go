@@ -26,6 +26,7 @@ import (
 	"github.com/huskrt/husk/image/hosts"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/metrics"
 )
 
 // PullOptions configure a Puller.
@@ -132,6 +133,7 @@ type progress struct {
 
 func (p *progress) add(n int) {
 	p.done.Add(int64(n))
+	metrics.ImagePullBytes.Add(float64(n))
 	p.last.Store(time.Now().UnixNano())
 }
 
@@ -185,7 +187,16 @@ func (b countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (string, error) {
+func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (id string, err error) {
+	metrics.ImagePullsInProgress.Inc()
+	defer func() {
+		metrics.ImagePullsInProgress.Dec()
+		outcome := "success"
+		if err != nil {
+			outcome = "failure"
+		}
+		metrics.ImagePulls.WithLabelValues(outcome).Inc()
+	}()
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/metrics"
 )
 
 // IfName is the pod's interface, as kubelet's pods have always called it.
@@ -306,6 +307,20 @@ func (p Pod) runtimeConf() (*libcni.RuntimeConf, error) {
 // whatever the plugins did is undone (DEL) and the error carries the
 // plugin's message.
 func (m *Manager) Setup(ctx context.Context, p Pod) ([]string, error) {
+	ips, err := m.setup(ctx, p)
+	count(metrics.CNIAdd, err)
+	return ips, err
+}
+
+// count records a CNI operation and whether it failed.
+func count(op string, err error) {
+	metrics.CNIOperations.WithLabelValues(op).Inc()
+	if err != nil {
+		metrics.CNIErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func (m *Manager) setup(ctx context.Context, p Pod) ([]string, error) {
 	m.mu.RLock()
 	list, notOK, subnets := m.current, m.notOK, m.builtinSubnets
 	m.mu.RUnlock()
@@ -363,6 +378,12 @@ func (m *Manager) trimmedBuiltin(subnets string, portmap, bandwidth bool) (*libc
 // is gone; plugins then free what they hold. A pod with nothing attached
 // is fine: DEL is idempotent.
 func (m *Manager) Teardown(ctx context.Context, p Pod) error {
+	err := m.teardown(ctx, p)
+	count(metrics.CNIDel, err)
+	return err
+}
+
+func (m *Manager) teardown(ctx context.Context, p Pod) error {
 	atts, err := m.cni.GetCachedAttachments(p.ID)
 	if err != nil {
 		return fmt.Errorf("the CNI cache of pod %s: %w", p.ID, err)

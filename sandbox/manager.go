@@ -28,6 +28,7 @@ import (
 	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/ids"
+	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/names"
 	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/network"
@@ -95,6 +96,7 @@ func (m *Manager) startNetwork(ctx context.Context, sb *Sandbox, u *undo.Stack) 
 	var err error
 	go func() {
 		defer close(done)
+		defer metrics.Since(metrics.SandboxOperationDuration.WithLabelValues(metrics.OpNetwork), time.Now())
 		ips, err = m.cfg.Network.Setup(ctx, pod)
 	}()
 	u.Add(func(ctx context.Context) error {
@@ -149,6 +151,9 @@ type Manager struct {
 	pods map[string]*pod
 	// creating counts RunPodSandbox calls whose pod is not in pods yet.
 	creating int
+	// removedLogs is what the shims of removed pods wrote to container
+	// logs (see ShimMetrics).
+	removedLogs shimapi.LogCounts
 
 	observer Observer
 }
@@ -189,6 +194,11 @@ type pod struct {
 	unanswered bool
 	// cancelMonitor stops the goroutine that waits for the pause to exit.
 	cancelMonitor context.CancelFunc
+
+	// logs is the latest of the shim's log counts huskd heard (see
+	// ShimMetrics); frozen once the shim has exited.
+	logsMu sync.Mutex
+	logs   shimapi.LogCounts
 
 	// statusMu orders updates of cur and their writes to disk.
 	statusMu sync.Mutex
@@ -405,6 +415,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 
 func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {
 	start := time.Now()
+	defer metrics.Since(metrics.SandboxOperationDuration.WithLabelValues(metrics.OpCreate), start)
 	parent := m.defaultParent
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" {
 		var err error
@@ -611,6 +622,7 @@ func (m *Manager) monitor(p *pod, c *shimapi.Client) {
 				return
 			}
 			seq = snap.Seq
+			p.noteLogs(snap.Logs)
 			m.observer.Snapshot(p.id, snap, false)
 			if !snap.Pause.Running {
 				m.notReady(p, fmt.Sprintf("pause exited with code %d", snap.Pause.ExitCode))
@@ -623,7 +635,9 @@ func (m *Manager) monitor(p *pod, c *shimapi.Client) {
 // its containers are what the shim last wrote down.
 func (m *Manager) shimGone(p *pod, reason string) {
 	m.notReady(p, reason)
-	m.observer.Snapshot(p.id, m.lastSnapshot(p.id), true)
+	snap := m.lastSnapshot(p.id)
+	p.noteLogs(snap.Logs)
+	m.observer.Snapshot(p.id, snap, true)
 }
 
 // lastSnapshot is the snapshot a shim left in the pod's state directory.
@@ -681,6 +695,7 @@ func (m *Manager) List() []*Sandbox {
 // Stop stops every process of the sandbox and releases its /dev/shm. An
 // unknown ID is success: api.proto makes StopPodSandbox idempotent.
 func (m *Manager) Stop(ctx context.Context, idOrPrefix string) error {
+	defer metrics.Since(metrics.SandboxOperationDuration.WithLabelValues(metrics.OpStop), time.Now())
 	return m.withPod(idOrPrefix, func(p *pod) error { return m.stopLocked(ctx, p) })
 }
 
@@ -720,6 +735,7 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 		p.shim = nil
 		if err == nil {
 			stopped = true
+			p.noteLogs(snap.Logs)
 			m.observer.Snapshot(cur.ID, snap, true)
 			if werr := waitShimExit(cur.ShimPID, cur.ID, m.cfg.StopTimeout); werr != nil {
 				klog.ErrorS(werr, "Waiting for the shim to exit", "podSandboxID", cur.ID)
@@ -732,7 +748,9 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 		if err := m.forceStop(ctx, cur, cur.ShimPID); err != nil {
 			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
 		}
-		m.observer.Snapshot(cur.ID, m.lastSnapshot(cur.ID), true)
+		snap := m.lastSnapshot(cur.ID)
+		p.noteLogs(snap.Logs)
+		m.observer.Snapshot(cur.ID, snap, true)
 	}
 	if !cur.NetworkDown {
 		if err := m.teardownNetwork(ctx, cur); err != nil {
@@ -759,6 +777,7 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 // Remove stops the sandbox if needed and removes everything it had. An
 // unknown ID is success: api.proto makes RemovePodSandbox idempotent.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
+	defer metrics.Since(metrics.SandboxOperationDuration.WithLabelValues(metrics.OpRemove), time.Now())
 	if p, err := m.lookup(idOrPrefix); err == nil {
 		// Containers first, through the shim while it still runs (they take
 		// the pod's read lock).
@@ -775,7 +794,10 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 			return fmt.Errorf("removing pod sandbox %s: %w", cur.ID, err)
 		}
 		p.removed = true
+		logs := p.loggedCounts()
 		m.mu.Lock()
+		m.removedLogs.Lines += logs.Lines
+		m.removedLogs.Bytes += logs.Bytes
 		delete(m.pods, cur.ID)
 		m.dropDefaultParentLocked()
 		m.mu.Unlock()

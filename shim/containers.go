@@ -103,6 +103,7 @@ func (s *server) create(a shimapi.CreateContainerArgs) (_ shimapi.ContainerState
 	if err != nil {
 		return shimapi.ContainerState{}, fmt.Errorf("opening the log %s: %w", a.LogPath, err)
 	}
+	log.counts = &s.logs
 	c := &ctr{id: a.ID, oomFile: a.OOMFile, bundle: a.Bundle, log: log, stdinOnce: a.StdinOnce, exited: make(chan struct{}), ioDone: make(chan struct{})}
 	var closeOnErr, closeAfterStart []*os.File
 	defer func() {

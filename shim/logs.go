@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/huskrt/husk/shim/shimapi"
 )
 
 // The CRI log format, as kubelet reads it (pkg/kubelet/kuberuntime/logs):
@@ -63,6 +65,21 @@ type LogWriter struct {
 	torn bool
 
 	dropped atomic.Uint64
+	// counts, when set, adds up what every log of the shim wrote.
+	counts *logCounts
+}
+
+// logCounts is what a shim's logs wrote (shimapi.LogCounts), counted as
+// they write.
+type logCounts struct{ lines, bytes atomic.Uint64 }
+
+func (c *logCounts) add(n int) {
+	c.lines.Add(1)
+	c.bytes.Add(uint64(n))
+}
+
+func (c *logCounts) read() shimapi.LogCounts {
+	return shimapi.LogCounts{Lines: c.lines.Load(), Bytes: c.bytes.Load()}
 }
 
 // NewLogWriter opens the log file at path for appending, creating it and
@@ -205,6 +222,9 @@ func (w *LogWriter) writeRecord(stream string, partial bool, content []byte) {
 		return
 	}
 	w.torn = false
+	if w.counts != nil {
+		w.counts.add(n)
+	}
 }
 
 func (w *LogWriter) writeFailed(err error, written int) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/huskrt/husk/shim/shimapi"
 )
 
 var fixedNow = time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC)
@@ -539,5 +541,34 @@ func TestCopyDoesNotAllocatePerLine(t *testing.T) {
 	t.Logf("%v allocations per copy of 2000 lines", allocs)
 	if allocs > 20 {
 		t.Errorf("%v allocations to copy 2000 lines", allocs)
+	}
+}
+
+// The shim's log counts (for huskd's metrics) are the records and bytes
+// that reached the files, summed over its containers' logs; a record that
+// could not be written is not counted.
+func TestLogCounts(t *testing.T) {
+	dir := t.TempDir()
+	var counts logCounts
+	a, b := newTestWriter(t, filepath.Join(dir, "a.log")), newTestWriter(t, filepath.Join(dir, "b.log"))
+	a.counts, b.counts = &counts, &counts
+	if err := a.Copy(StreamStdout, strings.NewReader("one\ntwo\nthree")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Copy(StreamStderr, strings.NewReader("four\n")); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := os.Stat(filepath.Join(dir, "a.log"))
+	sb, _ := os.Stat(filepath.Join(dir, "b.log"))
+	want := shimapi.LogCounts{Lines: 4, Bytes: uint64(sa.Size() + sb.Size())}
+	if got := counts.read(); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	b.Close()
+	if err := b.Copy(StreamStdout, strings.NewReader("dropped\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := counts.read(); got != want {
+		t.Errorf("after a dropped record: %+v, want %+v", got, want)
 	}
 }

@@ -125,6 +125,7 @@ type server struct {
 
 	ioListener *net.UnixListener // exec and attach sessions
 	sessions   atomic.Int64      // exec and attach sessions open
+	logs       logCounts         // what the containers' logs wrote
 
 	execStartsOnce sync.Once
 	execStarts     chan struct{} // a token per exec being started
@@ -261,7 +262,7 @@ func (s *server) waitPause(exited <-chan unix.WaitStatus) {
 
 // snapshotLocked is the state of every process; s.mu must be held.
 func (s *server) snapshotLocked() shimapi.Snapshot {
-	snap := shimapi.Snapshot{Seq: s.seq, Pause: s.pause, Containers: make([]shimapi.ContainerState, 0, len(s.ctrs))}
+	snap := shimapi.Snapshot{Seq: s.seq, Pause: s.pause, Containers: make([]shimapi.ContainerState, 0, len(s.ctrs)), Logs: s.logs.read()}
 	for _, c := range s.ctrs {
 		snap.Containers = append(snap.Containers, c.state)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,16 @@ type Config struct {
 	CNI       CNIConfig       `toml:"cni" json:"cni"`
 	Streaming StreamingConfig `toml:"streaming" json:"streaming"`
 	CDI       CDIConfig       `toml:"cdi" json:"cdi"`
+	Metrics   MetricsConfig   `toml:"metrics" json:"metrics"`
 	Debug     DebugConfig     `toml:"debug" json:"debug"`
+}
+
+// MetricsConfig is the [metrics] table: huskd's own Prometheus metrics
+// (calls, operations, pulls, CNI, logs, OOM kills, shims), as containerd's
+// and CRI-O's metrics addresses serve theirs. The containers' own metrics
+// are ListPodSandboxMetrics' (crictl metricsp), on the CRI socket.
+type MetricsConfig struct {
+	Address string `toml:"address" json:"address" comment:"Serve Prometheus metrics at /metrics over plain HTTP here (e.g. 127.0.0.1:9090); empty: off. No secret is in them, but anyone who reaches the address reads them: keep it on loopback or behind a firewall or proxy."`
 }
 
 // DebugConfig is the [debug] table.
@@ -222,6 +232,11 @@ func (c *Config) validate() error {
 	}
 	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
 		return fmt.Errorf("streaming: tls_cert_file and tls_key_file go together")
+	}
+	if a := c.Metrics.Address; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("metrics.address: %q is not host:port: %w", a, err)
+		}
 	}
 	if c.Streaming.IdleTimeout <= 0 {
 		return fmt.Errorf("streaming.idle_timeout: must be positive")

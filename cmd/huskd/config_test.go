@@ -121,6 +121,11 @@ func TestValidateConfig(t *testing.T) {
 	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "root") {
 		t.Errorf("a relative root: %v", err)
 	}
+	c = defaultConfig()
+	c.Metrics.Address = "9090"
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "metrics.address") {
+		t.Errorf("a metrics address without a host part: %v", err)
+	}
 }
 
 func TestValidateCgroupDriver(t *testing.T) {

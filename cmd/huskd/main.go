@@ -29,6 +29,7 @@ import (
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/cgroup"
+	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/stream"
@@ -89,6 +90,17 @@ func main() {
 }
 
 func run(ctx context.Context, cfg Config) error {
+	// First, so that an address huskd cannot serve stops it before it has
+	// touched the node.
+	var metricsL net.Listener
+	if cfg.Metrics.Address != "" {
+		l, err := net.Listen("tcp", cfg.Metrics.Address)
+		if err != nil {
+			return fmt.Errorf("metrics.address: %w", err)
+		}
+		defer l.Close()
+		metricsL = l
+	}
 	if err := makeDirs(cfg.Root, cfg.State); err != nil {
 		return err
 	}
@@ -178,6 +190,11 @@ func run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer stop()
+	}
+	if metricsL != nil {
+		stop := metrics.Serve(metricsL, metrics.Registry(mgr.ShimMetrics))
+		defer stop()
+		klog.InfoS("Serving metrics", "address", metricsL.Addr().String())
 	}
 	srv := cri.New(cri.Options{Version: version, Handlers: cfg.Runtime.Handlers, ConfigJSON: string(cfgJSON), UserNamespaces: userns, Network: nets, Streaming: streams, Node: criNode(), EventBuffer: cfg.Runtime.EventBuffer}, mgr, images, containers)
 	g := grpc.NewServer(srv.ServerOptions()...)

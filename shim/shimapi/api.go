@@ -102,6 +102,18 @@ type Snapshot struct {
 	Seq        uint64           `json:"seq"`
 	Pause      ProcessState     `json:"pause"`
 	Containers []ContainerState `json:"containers"`
+	// Logs is what the shim has written to container logs so far, as of
+	// this snapshot (a write is no change: it moves no Seq). Zero from
+	// shims older than the field.
+	Logs LogCounts `json:"logs"`
+}
+
+// LogCounts is what a shim wrote to its containers' CRI log files since it
+// started, for huskd's metrics: records (lines, P pieces included) and
+// their bytes as written (timestamp, stream and tag included).
+type LogCounts struct {
+	Lines uint64 `json:"lines"`
+	Bytes uint64 `json:"bytes"`
 }
 
 // WaitArgs asks for the first snapshot whose Seq is greater than After.
