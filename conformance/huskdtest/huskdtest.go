@@ -85,7 +85,7 @@ type Huskd struct {
 // settings the bridge plugin changes are put back. Unless toml names one,
 // huskd gets a default cgroup parent of its own (/husk-<random>), so that
 // huskds of parallel test processes never share one and the cleanup can
-// check that huskd removed it. Unless toml has an [nri] table, NRI
+// check that huskd removed it. Unless toml names an NRI socket_path, NRI
 // plugins connect to a socket of the test's own (Huskd.NRISocket), never
 // the node's.
 func Config(t testing.TB, toml string) []string {
@@ -117,7 +117,7 @@ func Config(t testing.TB, toml string) []string {
 			toml += "\n[runtime]\n" + line
 		}
 	}
-	if !strings.Contains(toml, "[nri]") {
+	if !strings.Contains(toml, "socket_path") {
 		// Never the node's /var/run/nri: a socket of its own (short: a
 		// socket path holds 107 bytes) and no pre-installed plugins.
 		nriDir, err := os.MkdirTemp("/tmp", "hknri")
@@ -125,8 +125,13 @@ func Config(t testing.TB, toml string) []string {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(nriDir) })
-		toml += fmt.Sprintf("\n[nri]\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n",
+		lines := fmt.Sprintf("socket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n",
 			filepath.Join(nriDir, "nri.sock"), filepath.Join(nriDir, "plugins"), filepath.Join(nriDir, "conf.d"))
+		if strings.Contains(toml, "[nri]\n") {
+			toml = strings.Replace(toml, "[nri]\n", "[nri]\n"+lines, 1)
+		} else {
+			toml += "\n[nri]\n" + lines
+		}
 	}
 	p := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
