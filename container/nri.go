@@ -2,6 +2,8 @@ package container
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -52,9 +54,12 @@ func unixNano(t time.Time) int64 {
 func nriCreate(c *Container, spec *specs.Spec) *api.Container {
 	n := c.nri()
 	n.State = api.ContainerState_CONTAINER_UNKNOWN
-	n.Annotations = spec.Annotations
+	// Copies: the library changes the request's container as it collects
+	// the plugins' adjustments, which must reach the spec only through
+	// Adjust.
+	n.Annotations = maps.Clone(spec.Annotations)
 	if p := spec.Process; p != nil {
-		n.Args, n.Env = p.Args, p.Env
+		n.Args, n.Env = slices.Clone(p.Args), slices.Clone(p.Env)
 		for _, r := range p.Rlimits {
 			n.Rlimits = append(n.Rlimits, &api.POSIXRlimit{Type: r.Type, Hard: r.Hard, Soft: r.Soft})
 		}
