@@ -23,8 +23,12 @@ all: build
 
 build: $(BIN)/huskd $(BIN)/husk-shim $(BIN)/husk-runc $(BIN)/husk-pause
 
+# nri_no_wasm: NRI plugins come over the socket or as executables; the
+# WebAssembly runtime for .wasm plugins would add megabytes to huskd.
+HUSKD_TAGS = nri_no_wasm
+
 $(BIN)/huskd: FORCE
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/huskd
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(HUSKD_TAGS)' -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/huskd
 
 $(BIN)/husk-shim: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/husk-shim
@@ -89,7 +93,7 @@ test: deps build race-build
 
 race-build: build
 	@mkdir -p $(RACE_BIN)
-	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags '-X main.version=$(VERSION)-race' -o $(RACE_BIN)/huskd ./cmd/huskd
+	CGO_ENABLED=1 $(GO) build -race -trimpath -tags '$(HUSKD_TAGS)' -ldflags '-X main.version=$(VERSION)-race' -o $(RACE_BIN)/huskd ./cmd/huskd
 	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags '-X main.version=$(VERSION)-race' -o $(RACE_BIN)/husk-shim ./cmd/husk-shim
 	ln -sf ../$(BIN)/husk-runc $(RACE_BIN)/husk-runc
 	ln -sf ../$(BIN)/husk-pause $(RACE_BIN)/husk-pause

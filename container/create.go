@@ -138,6 +138,41 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err := m.cfg.CDI.Inject(spec, cdiDevs); err != nil {
 		return err
 	}
+	logPath := ""
+	if lp := cfg.GetLogPath(); lp != "" {
+		logPath = lp
+		if !filepath.IsAbs(lp) {
+			if d := sb.Config.GetLogDirectory(); d != "" {
+				logPath = filepath.Join(d, lp)
+			} else {
+				logPath = ""
+			}
+		}
+	}
+	c := &Container{
+		ID: id, PodID: sb.ID, Name: name, Config: cfg, ImageID: img.ID, CreatedAt: start, LogPath: logPath,
+		Bundle: bundle, CgroupPath: sb.ContainerCgroup(id), User: user,
+		Resources:    cfg.GetLinux().GetResources(),
+		StopSignal:   stopSignal(cfg, imgCfg),
+		ImageVolumes: volumeIDs,
+	}
+	// NRI plugins last, over CDI, as containerd does: they see the spec
+	// whole and may refuse it. A plugin that registers meanwhile waits
+	// until the container is listed (BlockSync); every plugin hears of a
+	// container rolled back, whichever refused it.
+	unblock := m.cfg.NRI.BlockSync()
+	defer unblock()
+	if m.cfg.NRI != nil {
+		pod := sb.NRI()
+		u.Add(func(ctx context.Context) error {
+			m.cfg.NRI.StopContainer(ctx, pod, c.nri())
+			m.cfg.NRI.RemoveContainer(ctx, pod, c.nri())
+			return nil
+		})
+		if err := m.cfg.NRI.CreateContainer(ctx, pod, nriCreate(c, spec), spec); err != nil {
+			return err
+		}
+	}
 	if spec.Process.ApparmorProfile == apparmor.DefaultProfile && m.cfg.AppArmor != nil {
 		if err := m.cfg.AppArmor.EnsureDefault(ctx); err != nil {
 			return errdefs.FailedPrecondition("loading the default AppArmor profile %s: %v", apparmor.DefaultProfile, err)
@@ -160,25 +195,6 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	}
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
 		return err
-	}
-
-	logPath := ""
-	if lp := cfg.GetLogPath(); lp != "" {
-		logPath = lp
-		if !filepath.IsAbs(lp) {
-			if d := sb.Config.GetLogDirectory(); d != "" {
-				logPath = filepath.Join(d, lp)
-			} else {
-				logPath = ""
-			}
-		}
-	}
-	c := &Container{
-		ID: id, PodID: sb.ID, Name: name, Config: cfg, ImageID: img.ID, CreatedAt: start, LogPath: logPath,
-		Bundle: bundle, CgroupPath: sb.ContainerCgroup(id), User: user,
-		Resources:    cfg.GetLinux().GetResources(),
-		StopSignal:   stopSignal(cfg, imgCfg),
-		ImageVolumes: volumeIDs,
 	}
 
 	var st shimapi.ContainerState
@@ -210,7 +226,9 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	m.mu.Lock()
 	m.ctrs[id] = e
 	m.mu.Unlock()
+	unblock()
 	m.event(e, EventCreated)
+	m.cfg.NRI.PostCreateContainer(ctx, sb.NRI(), c.nri())
 	klog.InfoS("Container created", "podSandboxID", sb.ID, "containerID", id, "container", cfg.GetMetadata().GetName(),
 		"image", img.ID, "duration", time.Since(start))
 	return nil

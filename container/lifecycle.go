@@ -33,13 +33,17 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if c.State.Status != shimapi.StatusCreated {
 		return errdefs.FailedPrecondition("container %s is %s, not created", c.ID, c.State.Status)
 	}
-	return m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
+	return m.sandboxes.WithShim(c.PodID, func(sb *sandbox.Sandbox, sc *shimapi.Client) error {
+		if err := m.cfg.NRI.StartContainer(ctx, sb.NRI(), c.nri()); err != nil {
+			return err
+		}
 		st, err := sc.StartContainer(ctx, c.ID)
-		e.update(func(x *Container) { report(x, st, 0) })
+		next := e.update(func(x *Container) { report(x, st, 0) })
 		if err != nil {
 			return fmt.Errorf("starting container %s: %w", c.ID, err)
 		}
 		klog.InfoS("Container started", "podSandboxID", c.PodID, "containerID", c.ID, "pid", st.PID)
+		m.cfg.NRI.PostStartContainer(ctx, sb.NRI(), next.nri())
 		return nil
 	})
 }
@@ -65,7 +69,10 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		if errors.Is(err, errdefs.ErrFailedPrecondition) {
 			// The pod is stopped or its shim gone: nothing of it runs unless the
 			// shim died; make sure.
-			return m.killWithoutShim(e)
+			err = m.killWithoutShim(e)
+		}
+		if err == nil {
+			m.nriStop(ctx, e)
 		}
 		return err
 	})
@@ -130,6 +137,10 @@ func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	m.mu.Unlock()
 	m.names.Release(c.Name, c.ID)
 	m.event(e, EventDeleted)
+	if m.cfg.NRI != nil {
+		m.nriStop(ctx, e) // a container never seen stopped: once, before its removal
+		m.cfg.NRI.RemoveContainer(ctx, m.nriPod(c.PodID), e.cur.Load().nri())
+	}
 	klog.InfoS("Container removed", "podSandboxID", c.PodID, "containerID", c.ID)
 	return nil
 }

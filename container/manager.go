@@ -14,6 +14,7 @@ import (
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/names"
+	"github.com/huskrt/husk/internal/nri"
 	"github.com/huskrt/husk/sandbox"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	// CDI resolves the CDI devices containers ask for; nil when CDI is
 	// off.
 	CDI *CDI
+	// NRI tells NRI plugins of each container's steps and lets them
+	// adjust its spec; nil when NRI is off.
+	NRI *nri.NRI
 }
 
 // Manager runs app containers in pods. It is the sandbox manager's

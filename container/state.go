@@ -51,6 +51,9 @@ type entry struct {
 	// snapshot taken before the removal may still be applied after it.
 	changed func(old, next *Container)
 	deleted bool
+
+	// nriStop tells NRI plugins of the container's stop once (nriStop).
+	nriStop sync.Once
 }
 
 // newEntry is the entry of a container found or made; the manager hears of
@@ -119,6 +122,11 @@ const reasonOOMKilled = "OOMKilled"
 func (m *Manager) statusChanged(old, next *Container) {
 	if old.State.Reason != reasonOOMKilled && next.State.Reason == reasonOOMKilled {
 		metrics.OOMKills.Inc()
+	}
+	if m.cfg.NRI != nil && next.State.Status == shimapi.StatusExited && old.State.Status != shimapi.StatusExited {
+		// NRI plugins hear of the exit whoever caused it; their answer
+		// may take long, and this must not block.
+		go m.nriExited(next.ID)
 	}
 	if m.onEvent == nil || old.State.Status == next.State.Status {
 		return

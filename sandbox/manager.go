@@ -30,6 +30,7 @@ import (
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/names"
+	"github.com/huskrt/husk/internal/nri"
 	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -64,6 +65,9 @@ type Config struct {
 	// Network gives pods on their own network an interface; nil gives
 	// them loopback only.
 	Network Network
+
+	// NRI tells NRI plugins of each pod's steps; nil: NRI is off.
+	NRI *nri.NRI
 }
 
 // Network is CNI, as the sandbox manager uses it (package network).
@@ -194,6 +198,9 @@ type pod struct {
 	unanswered bool
 	// cancelMonitor stops the goroutine that waits for the pause to exit.
 	cancelMonitor context.CancelFunc
+	// nriStopped: NRI plugins heard of the pod's stop, which they hear
+	// once however often StopPodSandbox is called.
+	nriStopped bool
 
 	// logs is the latest of the shim's log counts huskd heard (see
 	// ShimMetrics); frozen once the shim has exited.
@@ -543,8 +550,27 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	}
 	u.Add(func(context.Context) error { return client.Close() })
 
-	// 6. Ready, on disk first.
-	sb.State, sb.ShimPID, sb.PausePID = StateReady, shimPID, pausePID
+	// 6. NRI plugins, which may refuse the pod. They see it whole (its
+	// namespaces, addresses, pause) before anyone can list it, and a plugin
+	// that registers meanwhile waits until it is listed (BlockSync). Every
+	// plugin hears of a pod rolled back, whichever refused it.
+	sb.ShimPID, sb.PausePID = shimPID, pausePID
+	unblock := m.cfg.NRI.BlockSync()
+	defer unblock()
+	u.Add(func(ctx context.Context) error {
+		if m.cfg.NRI != nil {
+			nsb := sb.NRI()
+			_ = m.cfg.NRI.StopPodSandbox(ctx, nsb)
+			_ = m.cfg.NRI.RemovePodSandbox(ctx, nsb)
+		}
+		return nil
+	})
+	if err := m.cfg.NRI.RunPodSandbox(ctx, sb.NRI()); err != nil {
+		return err
+	}
+
+	// 7. Ready, on disk first.
+	sb.State = StateReady
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
 	}
@@ -553,6 +579,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	m.mu.Lock()
 	m.pods[id] = p
 	m.mu.Unlock()
+	unblock()
 	m.monitor(p, client)
 	klog.InfoS("Pod sandbox ready", "podSandboxID", id, "pod", name, "pausePid", pausePID,
 		"shimPid", shimPID, "duration", time.Since(start))
@@ -752,6 +779,14 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 		p.noteLogs(snap.Logs)
 		m.observer.Snapshot(cur.ID, snap, true)
 	}
+	// Its containers are stopped, its network and namespaces still there
+	// (the NRI contract): plugins release what they gave the pod.
+	if !p.nriStopped {
+		p.nriStopped = true
+		if err := m.cfg.NRI.StopPodSandbox(ctx, p.cur.Load().NRI()); err != nil {
+			klog.ErrorS(err, "NRI plugin failed the pod's stop", "podSandboxID", cur.ID)
+		}
+	}
 	if !cur.NetworkDown {
 		if err := m.teardownNetwork(ctx, cur); err != nil {
 			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
@@ -802,6 +837,9 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		m.dropDefaultParentLocked()
 		m.mu.Unlock()
 		m.names.Release(cur.Name, cur.ID)
+		if err := m.cfg.NRI.RemovePodSandbox(ctx, cur.NRI()); err != nil {
+			klog.ErrorS(err, "NRI plugin failed the pod's removal", "podSandboxID", cur.ID)
+		}
 		klog.InfoS("Pod sandbox removed", "podSandboxID", cur.ID)
 		return nil
 	})

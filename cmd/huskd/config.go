@@ -32,6 +32,7 @@ type Config struct {
 	Streaming StreamingConfig `toml:"streaming" json:"streaming"`
 	CDI       CDIConfig       `toml:"cdi" json:"cdi"`
 	Metrics   MetricsConfig   `toml:"metrics" json:"metrics"`
+	NRI       NRIConfig       `toml:"nri" json:"nri"`
 	Debug     DebugConfig     `toml:"debug" json:"debug"`
 }
 
@@ -56,6 +57,20 @@ type DebugConfig struct {
 type CDIConfig struct {
 	Enabled  bool     `toml:"enabled" json:"enabled" comment:"Inject the CDI devices containers ask for (CDI_devices, cdi.k8s.io/ annotations). Off: a container that asks for one fails."`
 	SpecDirs []string `toml:"spec_dirs" json:"spec_dirs" comment:"Directories of CDI spec files (.json, .yaml), lowest priority first; written by root (device plugins, DRA drivers, the admin). Read again at each container that asks for a device."`
+}
+
+// NRIConfig is the [nri] table: Node Resource Interface plugins, which
+// hear of every pod's and container's steps and may adjust a container
+// (env, mounts, annotations, resources, devices) before it is created.
+// They are as trusted as huskd: docs/security.md.
+type NRIConfig struct {
+	Enabled             bool     `toml:"enabled" json:"enabled" comment:"Relay pod and container lifecycle events to NRI plugins and apply their adjustments."`
+	SocketPath          string   `toml:"socket_path" json:"socket_path" comment:"Where external plugins connect (root only: the socket is 0600 in a 0700 directory made if missing)."`
+	DisableConnections  bool     `toml:"disable_connections" json:"disable_connections" comment:"No socket: only the pre-installed plugins of plugin_path run."`
+	PluginPath          string   `toml:"plugin_path" json:"plugin_path" comment:"Pre-installed plugins (executables named NN-name), started with huskd."`
+	PluginConfigPath    string   `toml:"plugin_config_path" json:"plugin_config_path" comment:"Configuration files of the pre-installed plugins (NN-name.conf or name.conf)."`
+	RegistrationTimeout Duration `toml:"plugin_registration_timeout" json:"plugin_registration_timeout" comment:"A plugin that has not registered and synchronized within this is dropped."`
+	RequestTimeout      Duration `toml:"plugin_request_timeout" json:"plugin_request_timeout" comment:"A plugin that does not answer an event within this is dropped; the CRI call goes on without it, or fails if the plugin registered with the failure policy fail_request."`
 }
 
 // StreamingConfig is the [streaming] table: the server exec, attach and
@@ -164,6 +179,12 @@ func defaultConfig() Config {
 		Streaming: StreamingConfig{Address: "127.0.0.1", IdleTimeout: Duration(4 * time.Hour)},
 		// containerd 2.x's defaults: on, and the CDI spec's two dirs.
 		CDI: CDIConfig{Enabled: true, SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
+		// containerd 2.x's defaults (those of the NRI library).
+		NRI: NRIConfig{
+			Enabled: true, SocketPath: "/var/run/nri/nri.sock",
+			PluginPath: "/opt/nri/plugins", PluginConfigPath: "/etc/nri/conf.d",
+			RegistrationTimeout: Duration(5 * time.Second), RequestTimeout: Duration(2 * time.Second),
+		},
 	}
 }
 
@@ -244,6 +265,19 @@ func (c *Config) validate() error {
 	for _, d := range c.CDI.SpecDirs {
 		if !filepath.IsAbs(d) {
 			return fmt.Errorf("cdi.spec_dirs: %q is not an absolute path", d)
+		}
+	}
+	if c.NRI.Enabled {
+		for name, p := range map[string]string{"socket_path": c.NRI.SocketPath, "plugin_path": c.NRI.PluginPath, "plugin_config_path": c.NRI.PluginConfigPath} {
+			if !filepath.IsAbs(p) {
+				return fmt.Errorf("nri.%s: %q is not an absolute path", name, p)
+			}
+		}
+		if len(c.NRI.SocketPath) > 107 {
+			return fmt.Errorf("nri.socket_path: %q is longer than a unix socket path may be", c.NRI.SocketPath)
+		}
+		if c.NRI.RegistrationTimeout <= 0 || c.NRI.RequestTimeout <= 0 {
+			return fmt.Errorf("nri: plugin_registration_timeout and plugin_request_timeout must be positive")
 		}
 	}
 	if c.Runtime.ShmSize <= 0 {

@@ -48,6 +48,17 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("cdi %+v", c.CDI)
 			}
 		}},
+		{name: "nri defaults on at containerd's socket", check: func(t *testing.T, c Config) {
+			if !c.NRI.Enabled || c.NRI.SocketPath != "/var/run/nri/nri.sock" || c.NRI.PluginPath != "/opt/nri/plugins" ||
+				c.NRI.RequestTimeout != Duration(2*time.Second) || c.NRI.RegistrationTimeout != Duration(5*time.Second) {
+				t.Errorf("nri %+v", c.NRI)
+			}
+		}},
+		{name: "nri table", file: "[nri]\nenabled = false\nsocket_path = \"/run/x/nri.sock\"\nplugin_request_timeout = \"500ms\"\n", check: func(t *testing.T, c Config) {
+			if c.NRI.Enabled || c.NRI.SocketPath != "/run/x/nri.sock" || c.NRI.RequestTimeout != Duration(500*time.Millisecond) {
+				t.Errorf("nri %+v", c.NRI)
+			}
+		}},
 		{name: "cdi table", file: "[cdi]\nenabled = false\nspec_dirs = [\"/opt/cdi\"]\n", check: func(t *testing.T, c Config) {
 			if c.CDI.Enabled || !reflect.DeepEqual(c.CDI.SpecDirs, []string{"/opt/cdi"}) {
 				t.Errorf("cdi %+v", c.CDI)
@@ -115,6 +126,16 @@ func TestValidateConfig(t *testing.T) {
 	c.Runtime.Handlers = []string{"test-handler", "runc"}
 	if err := c.validate(); err != nil && strings.Contains(err.Error(), "runtime.handlers") {
 		t.Errorf("valid handlers refused: %v", err)
+	}
+	c = defaultConfig()
+	c.NRI.SocketPath = "nri.sock"
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "nri.socket_path") {
+		t.Errorf("a relative NRI socket: %v", err)
+	}
+	c = defaultConfig()
+	c.NRI.RequestTimeout = 0
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "plugin_request_timeout") {
+		t.Errorf("no NRI request timeout: %v", err)
 	}
 	c = defaultConfig()
 	c.Root = "relative"

@@ -30,6 +30,7 @@ import (
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/metrics"
+	"github.com/huskrt/husk/internal/nri"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/stream"
@@ -121,6 +122,17 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	defer nets.Close()
 	driver, _ := cgroup.ParseDriver(cfg.Runtime.CgroupDriver) // validated
+	var plugins *nri.NRI
+	if cfg.NRI.Enabled {
+		if plugins, err = nri.New(nri.Config{
+			SocketPath: cfg.NRI.SocketPath, DisableConnections: cfg.NRI.DisableConnections,
+			PluginPath: cfg.NRI.PluginPath, PluginConfigPath: cfg.NRI.PluginConfigPath,
+			RegistrationTimeout: time.Duration(cfg.NRI.RegistrationTimeout),
+			RequestTimeout:      time.Duration(cfg.NRI.RequestTimeout),
+		}, version); err != nil {
+			return err
+		}
+	}
 	mgr, err := sandbox.New(sandbox.Config{
 		Network: nets,
 		Root:    cfg.Root, State: cfg.State,
@@ -129,6 +141,7 @@ func run(ctx context.Context, cfg Config) error {
 		HostResolvConf: "/etc/resolv.conf", HostHosts: "/etc/hosts",
 		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
 		StopTimeout:   time.Duration(cfg.Runtime.StopTimeout),
+		NRI:           plugins,
 	})
 	if err != nil {
 		return err
@@ -162,6 +175,7 @@ func run(ctx context.Context, cfg Config) error {
 		CreateTimeout: time.Duration(cfg.Runtime.CreateTimeout),
 		AppArmor:      aa,
 		CDI:           cdiDevs,
+		NRI:           plugins,
 	}, mgr, images)
 	if err != nil {
 		return err
@@ -219,6 +233,12 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("recovering: %w", err)
 	}
 	containers.Reconcile(ctx)
+	// Plugins come once the pods are back: they are told of them all.
+	if err := plugins.Start(containers.NRIState); err != nil {
+		g.Stop()
+		return err
+	}
+	defer plugins.Stop()
 	srv.SetReady()
 	klog.InfoS("huskd ready")
 

@@ -60,6 +60,8 @@ type Huskd struct {
 	// DefaultCgroupParent is huskd's default cgroup parent, which huskd removes
 	// once its last pod is gone.
 	DefaultCgroupParent string
+	// NRISocket is where NRI plugins connect to this huskd.
+	NRISocket string
 	// Args are extra huskd arguments, kept across restarts.
 	Args []string
 
@@ -83,7 +85,9 @@ type Huskd struct {
 // settings the bridge plugin changes are put back. Unless toml names one,
 // huskd gets a default cgroup parent of its own (/husk-<random>), so that
 // huskds of parallel test processes never share one and the cleanup can
-// check that huskd removed it.
+// check that huskd removed it. Unless toml names an NRI socket_path, NRI
+// plugins connect to a socket of the test's own (Huskd.NRISocket), never
+// the node's.
 func Config(t testing.TB, toml string) []string {
 	t.Helper()
 	dir := t.TempDir()
@@ -111,6 +115,22 @@ func Config(t testing.TB, toml string) []string {
 			toml = strings.Replace(toml, "[runtime]\n", "[runtime]\n"+line, 1)
 		} else {
 			toml += "\n[runtime]\n" + line
+		}
+	}
+	if !strings.Contains(toml, "socket_path") {
+		// Never the node's /var/run/nri: a socket of its own (short: a
+		// socket path holds 107 bytes) and no pre-installed plugins.
+		nriDir, err := os.MkdirTemp("/tmp", "hknri")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(nriDir) })
+		lines := fmt.Sprintf("socket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n",
+			filepath.Join(nriDir, "nri.sock"), filepath.Join(nriDir, "plugins"), filepath.Join(nriDir, "conf.d"))
+		if strings.Contains(toml, "[nri]\n") {
+			toml = strings.Replace(toml, "[nri]\n", "[nri]\n"+lines, 1)
+		} else {
+			toml += "\n[nri]\n" + lines
 		}
 	}
 	p := filepath.Join(dir, "config.toml")
@@ -159,7 +179,8 @@ func Start(t testing.TB, args ...string) *Huskd {
 	}
 	h := &Huskd{
 		t: t, Bin: bin, Dir: dir, Bridge: configValue(args, "bridge"), Subnet: configValue(args, "subnet"), DefaultCgroupParent: configValue(args, "cgroup_parent"),
-		Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
+		NRISocket: configValue(args, "socket_path"),
+		Root:      filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		Sock: filepath.Join(dir, "husk.sock"), LogPath: filepath.Join(dir, "huskd.log"),
 		Args: args,
 	}
