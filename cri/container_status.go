@@ -84,6 +84,22 @@ func (s *Server) ContainerStatus(_ context.Context, r *runtime.ContainerStatusRe
 	return resp, nil
 }
 
+// statusImage is the image a container's status and listing show: the
+// name the pod's author wrote (user_specified_image) when the caller gave
+// it. kubelet creates a container from the image's ID and passes the name
+// beside it, then shows status.image.image as the pod's containerStatuses
+// image, which users and kubelet's own tests compare with the pod spec's
+// (containerd shows the image's first tag, CRI-O the name asked for).
+// Without it, the reference the container was created from.
+func statusImage(c *container.Container) *runtime.ImageSpec {
+	spec := c.Config.GetImage()
+	name := spec.GetUserSpecifiedImage()
+	if name == "" {
+		name = spec.GetImage()
+	}
+	return &runtime.ImageSpec{Image: name, UserSpecifiedImage: spec.GetUserSpecifiedImage()}
+}
+
 // containerStatus is the CRI's status of c, as ContainerStatus and the
 // container events show it.
 func containerStatus(c *container.Container) *runtime.ContainerStatus {
@@ -96,7 +112,7 @@ func containerStatus(c *container.Container) *runtime.ContainerStatus {
 		StartedAt:   nanos(st.StartedAt),
 		FinishedAt:  nanos(st.FinishedAt),
 		ExitCode:    int32(st.ExitCode),
-		Image:       &runtime.ImageSpec{Image: c.Config.GetImage().GetImage(), UserSpecifiedImage: c.Config.GetImage().GetUserSpecifiedImage()},
+		Image:       statusImage(c),
 		ImageRef:    c.ImageID,
 		ImageId:     c.ImageID,
 		Reason:      st.Reason,

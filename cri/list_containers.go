@@ -72,7 +72,7 @@ func criContainer(c *container.Container) *runtime.Container {
 		Id:           c.ID,
 		PodSandboxId: c.PodID,
 		Metadata:     c.Config.GetMetadata(),
-		Image:        &runtime.ImageSpec{Image: c.Config.GetImage().GetImage(), UserSpecifiedImage: c.Config.GetImage().GetUserSpecifiedImage()},
+		Image:        statusImage(c),
 		ImageRef:     c.ImageID,
 		ImageId:      c.ImageID,
 		State:        criState(c.State),
