@@ -20,6 +20,7 @@ type sandboxInfo struct {
 	State          string                    `json:"state"`
 	Reason         string                    `json:"reason,omitempty"`
 	CgroupPath     string                    `json:"cgroupPath"`
+	PodCgroupPath  string                    `json:"podCgroupPath,omitempty"` // the pod's own cgroup, when it has one
 	Namespaces     map[string]string         `json:"namespaces"`
 	ShmPath        string                    `json:"shmPath,omitempty"`
 	RuntimeHandler string                    `json:"runtimeHandler"`
@@ -49,7 +50,7 @@ func (s *Server) PodSandboxStatus(_ context.Context, r *runtime.PodSandboxStatus
 	if r.GetVerbose() {
 		info := sandboxInfo{
 			Pid: sb.PausePID, ShimPid: sb.ShimPID, State: sb.State.String(), Reason: sb.Reason,
-			CgroupPath: sb.CgroupPath, Namespaces: sb.Namespaces, ShmPath: sb.ShmPath,
+			CgroupPath: sb.CgroupPath, PodCgroupPath: sb.PodCgroup, Namespaces: sb.Namespaces, ShmPath: sb.ShmPath,
 			RuntimeHandler: sb.RuntimeHandler, Config: sb.Config,
 		}
 		if info.Namespaces == nil {

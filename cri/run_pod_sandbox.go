@@ -371,6 +371,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, r *runtime.RunPodSandboxRequ
 	if err := validateRunPodSandbox(r, s.sandboxes.CgroupDriver(), s.opts.Handlers); err != nil {
 		return nil, err
 	}
+	if l := r.GetConfig().GetLinux(); l != nil {
+		if err := validatePodResources("config.linux.", l.GetResources(), l.GetOverhead(), s.opts.Node); err != nil {
+			return nil, err
+		}
+	}
 	id, err := s.sandboxes.Run(ctx, r.GetConfig(), r.GetRuntimeHandler())
 	if err != nil {
 		return nil, err

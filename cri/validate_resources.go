@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/sandbox"
 )
 
 // Node is what request validation needs to know about the node: values
@@ -50,15 +51,46 @@ const (
 // (field "config.linux.resources") and UpdateContainerResources
 // ("linux"). Zero means "not set" for every number, as kubelet sends it.
 func validateResources(field string, r *runtime.LinuxContainerResources, node Node) error {
+	return runChecks(field, r, node, checkCPUPeriod, checkCPUQuota, checkCPUShares, checkMemory, checkCpusets, checkHugepages, checkOOMScoreAdj, checkUnified)
+}
+
+func runChecks(field string, r *runtime.LinuxContainerResources, node Node, checks ...func(string, *runtime.LinuxContainerResources, Node) error) error {
 	if r == nil {
 		return nil
 	}
-	for _, check := range []func(string, *runtime.LinuxContainerResources, Node) error{
-		checkCPUPeriod, checkCPUQuota, checkCPUShares, checkMemory, checkCpusets, checkHugepages, checkOOMScoreAdj, checkUnified,
-	} {
+	for _, check := range checks {
 		if err := check(field, r, node); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// validatePodResources checks a pod's resources and overhead
+// (RunPodSandbox's config.linux, UpdatePodSandboxResources; prefix names
+// where they are) as a container's resources, except the overhead's
+// memory, which is added to a limit rather than one and may be small
+// (RuntimeClass overheads of 1 MiB are common). Their sum, the limit of a
+// pod's own cgroup, is checked too: the kernel takes it or nothing.
+func validatePodResources(prefix string, res, overhead *runtime.LinuxContainerResources, node Node) error {
+	if err := validateResources(prefix+"resources", res, node); err != nil {
+		return err
+	}
+	if err := runChecks(prefix+"overhead", overhead, node, checkCPUPeriod, checkCPUQuota, checkCPUShares, checkOverheadMemory, checkCpusets, checkHugepages, checkOOMScoreAdj, checkUnified); err != nil {
+		return err
+	}
+	if overhead == nil {
+		return nil
+	}
+	return validateResources(prefix+"resources+overhead", sandbox.PodLimits(res, overhead), node)
+}
+
+func checkOverheadMemory(field string, r *runtime.LinuxContainerResources, _ Node) error {
+	if m := r.GetMemoryLimitInBytes(); m < 0 {
+		return errdefs.InvalidArgument(field+".memory_limit_in_bytes", "%d is negative", m)
+	}
+	if s := r.GetMemorySwapLimitInBytes(); s != 0 {
+		return errdefs.InvalidArgument(field+".memory_swap_limit_in_bytes", "%d: an overhead adds memory, not swap", s)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -167,6 +168,8 @@ func Update(root, id string, resourcesJSON []byte) error {
 		return err
 	}
 	cfg := c.Config()
+	old := cfg.Cgroups.Resources
+	cfg.Cgroups = withResources(cfg.Cgroups, *old)
 	// specconv turns OCI resources into libcontainer's; only the fields the
 	// CRI can change are taken from it.
 	fresh, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{
@@ -185,7 +188,28 @@ func Update(root, id string, resourcesJSON []byte) error {
 	if n.PidsLimit != nil {
 		r.PidsLimit = n.PidsLimit
 	}
-	return c.Set(cfg)
+	err = c.Set(cfg)
+	if err == nil {
+		return nil
+	}
+	// libcontainer writes its old limits back after a failed Set, but a
+	// limit the container never had reads as "leave as is" there: a memory
+	// limit written before the cpu write failed would stay. Write the
+	// kernel's "no limit" in those.
+	cfg.Cgroups = withResources(cfg.Cgroups, *cgroup.Undo(old, r))
+	if uerr := c.Set(cfg); uerr != nil {
+		return fmt.Errorf("%w (writing the old limits back failed too: %v)", err, uerr)
+	}
+	return err
+}
+
+// withResources is a copy of cg with r: Config is a shallow copy, so
+// changes to its cgroup would change libcontainer's record of the old
+// limits too.
+func withResources(cg *cgroups.Cgroup, r cgroups.Resources) *cgroups.Cgroup {
+	c := *cg
+	c.Resources = &r
+	return &c
 }
 
 // Delete kills every process of container id (when force is set) and

@@ -423,12 +423,16 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {
 	start := time.Now()
 	defer metrics.Since(metrics.SandboxOperationDuration.WithLabelValues(metrics.OpCreate), start)
-	parent := m.defaultParent
+	// A pod that names no cgroup_parent gets a cgroup of its own in the
+	// default parent, as kubelet gives each pod one, to hold its limits.
+	podCgroup := m.cfg.CgroupDriver.PodCgroup(m.defaultParent, id)
+	parent := podCgroup
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" {
 		var err error
 		if parent, err = m.cfg.CgroupDriver.Parent(p); err != nil {
 			return errdefs.InvalidArgument("linux.cgroup_parent", "%q %v", p, err)
 		}
+		podCgroup = ""
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	sb := &Sandbox{
@@ -439,6 +443,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		Config:         cfg,
 		RuntimeHandler: handler,
 		CgroupPath:     m.cfg.CgroupDriver.Child(parent, id),
+		PodCgroup:      podCgroup,
 		PidMode:        nsOpts.GetPid(),
 	}
 	var u undo.Stack
@@ -467,6 +472,17 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	// Kept with the record: the shim's pid file, the pins and the
 	// snapshot are what a later removal kills and unmounts by.
 	u.AddRecord(func(context.Context) error { return os.RemoveAll(stateDir) })
+	// The pod's own cgroup, limited before anything runs in it; undone
+	// after the pause and containers in it are stopped.
+	if sb.PodCgroup != "" {
+		if err := makePodCgroup(sb); err != nil {
+			if derr := cgroup.Destroy(sb.PodCgroup, m.cfg.StopTimeout); derr != nil {
+				klog.ErrorS(derr, "Removing the cgroup of a pod that failed", "podSandboxID", id)
+			}
+			return err
+		}
+		u.Add(func(context.Context) error { return cgroup.Destroy(sb.PodCgroup, m.cfg.StopTimeout) })
+	}
 	// The shim starts now and waits for go (step 5), so that its exec and
 	// start-up overlap steps 2 to 4.
 	shim, err := m.launchShim(id, stateDir)
@@ -825,6 +841,11 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 			return err
 		}
 		cur := p.cur.Load()
+		if cur.PodCgroup != "" {
+			if err := cgroup.Destroy(cur.PodCgroup, m.cfg.StopTimeout); err != nil {
+				return fmt.Errorf("removing pod sandbox %s: %w", cur.ID, err)
+			}
+		}
 		if err := m.removeFiles(cur); err != nil {
 			return fmt.Errorf("removing pod sandbox %s: %w", cur.ID, err)
 		}

@@ -27,6 +27,9 @@ func checkRecord(sb *Sandbox, id, stateDir string) error {
 	if sb.CgroupPath != "" && !cgroup.Owns(sb.CgroupPath, id) {
 		return fmt.Errorf("cgroup %q is not a pod's cgroup <parent>/%s or <slice>/%s-%s.scope", sb.CgroupPath, id, cgroup.ScopePrefix, id)
 	}
+	if sb.PodCgroup != "" && (!cgroup.OwnsPod(sb.PodCgroup, id) || filepath.Dir(sb.CgroupPath) != sb.PodCgroup) {
+		return fmt.Errorf("cgroup %q is not pod %s's own cgroup <parent>/pod%s or <slice>-pod%s.slice holding its pause's %q", sb.PodCgroup, id, id, id, sb.CgroupPath)
+	}
 	if sb.ShmPath != "" && sb.ShmPath != filepath.Join(stateDir, "shm") {
 		return fmt.Errorf("/dev/shm %q is not in the pod's state directory", sb.ShmPath)
 	}

@@ -24,7 +24,18 @@ func TestCheckRecord(t *testing.T) {
 	if err := checkRecord(hostIPC, id, state); err != nil {
 		t.Fatalf("record of a pod with the host's namespaces refused: %v", err)
 	}
+	own := valid()
+	own.PodCgroup, own.CgroupPath = "/husk/pod"+id, "/husk/pod"+id+"/"+id
+	if err := checkRecord(own, id, state); err != nil {
+		t.Fatalf("record of a pod in its own cgroup refused: %v", err)
+	}
 	for name, mod := range map[string]func(*Sandbox){
+		"pod cgroup of another": func(s *Sandbox) {
+			s.PodCgroup, s.CgroupPath = "/husk/pod"+strings.Repeat("b", 64), "/husk/pod"+strings.Repeat("b", 64)+"/"+id
+		},
+		"pod cgroup climbs":                 func(s *Sandbox) { s.PodCgroup = "/husk/../pod" + id },
+		"pod cgroup not the pause's parent": func(s *Sandbox) { s.PodCgroup = "/husk/pod" + id },
+
 		"ID of another directory": func(s *Sandbox) { s.ID = strings.Repeat("b", 64) },
 		"ID climbs":               func(s *Sandbox) { s.ID = "../../x" },
 		"cgroup of another":       func(s *Sandbox) { s.CgroupPath = "/kubepods/besteffort/pod1/" + strings.Repeat("b", 64) },

@@ -233,8 +233,11 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 	if err := killShim(shimPIDFromFile(stateDir), sb.ID, m.cfg.StopTimeout); err != nil {
 		return err
 	}
-	if sb.CgroupPath != "" {
-		if err := cgroup.Destroy(sb.CgroupPath, m.cfg.StopTimeout); err != nil {
+	for _, cg := range []string{sb.CgroupPath, sb.PodCgroup} {
+		if cg == "" {
+			continue
+		}
+		if err := cgroup.Destroy(cg, m.cfg.StopTimeout); err != nil {
 			return err
 		}
 	}

@@ -75,6 +75,10 @@ type Sandbox struct {
 	ShimPID    int
 	PausePID   int
 	CgroupPath string
+	// PodCgroup is the pod's own cgroup (cgroup.PodCgroup), with the
+	// pause's and the containers' in it, limited to the pod's resources
+	// and overhead; empty for a pod in a cgroup_parent (kubelet's).
+	PodCgroup string
 	// Namespaces maps a namespace kind (NSNet, ...) to its pinned path; a
 	// kind missing here is the host's.
 	Namespaces map[string]string
@@ -113,6 +117,7 @@ type record struct {
 	ShimPID        int               `json:"shimPid,omitempty"`
 	PausePID       int               `json:"pausePid,omitempty"`
 	CgroupPath     string            `json:"cgroupPath"`
+	PodCgroup      string            `json:"podCgroup,omitempty"`
 	Namespaces     map[string]string `json:"namespaces,omitempty"`
 	ShmPath        string            `json:"shmPath,omitempty"`
 	PidMode        int32             `json:"pidMode"`
@@ -132,7 +137,7 @@ func (s *Sandbox) marshal() ([]byte, error) {
 	return json.Marshal(record{
 		Version: recordVersion, ID: s.ID, Name: s.Name, State: s.State.String(),
 		CreatedAt: s.CreatedAt, Config: cfg, RuntimeHandler: s.RuntimeHandler,
-		ShimPID: s.ShimPID, PausePID: s.PausePID, CgroupPath: s.CgroupPath,
+		ShimPID: s.ShimPID, PausePID: s.PausePID, CgroupPath: s.CgroupPath, PodCgroup: s.PodCgroup,
 		Namespaces: s.Namespaces, ShmPath: s.ShmPath, PidMode: int32(s.PidMode),
 		Reason: s.Reason, Stopped: s.Stopped, IPs: s.IPs, NetworkDown: s.NetworkDown,
 	})
@@ -152,7 +157,7 @@ func unmarshalSandbox(b []byte) (*Sandbox, error) {
 	}
 	s := &Sandbox{
 		ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, Config: cfg, RuntimeHandler: r.RuntimeHandler,
-		ShimPID: r.ShimPID, PausePID: r.PausePID, CgroupPath: r.CgroupPath,
+		ShimPID: r.ShimPID, PausePID: r.PausePID, CgroupPath: r.CgroupPath, PodCgroup: r.PodCgroup,
 		Namespaces: r.Namespaces, ShmPath: r.ShmPath, PidMode: runtime.NamespaceMode(r.PidMode),
 		Reason: r.Reason, Stopped: r.Stopped, IPs: r.IPs, NetworkDown: r.NetworkDown,
 	}

@@ -412,7 +412,13 @@ func (s *server) update(a shimapi.UpdateArgs) error {
 		return err
 	}
 	defer os.Remove(f)
-	return s.runc(runcCall{args: []string{"update", "--id=" + a.ID, "--resources=" + f}})
+	// Requests are validated before they get here, so a failure is the
+	// kernel refusing a value (a memory limit below what the container
+	// uses: EBUSY); libcontainer has then written the old limits back.
+	if err := s.runc(runcCall{args: []string{"update", "--id=" + a.ID, "--resources=" + f}}); err != nil {
+		return errkind.Errorf(errkind.FailedPrecondition, "the new resources of container %s were not applied, it keeps its old ones: %v", a.ID, err)
+	}
+	return nil
 }
 
 // readOOMKills reads how many processes the OOM killer took from a

@@ -134,7 +134,12 @@ func main() {
 		if err == nil {
 			err = runc.Update(*root, *id, b)
 		}
-		fail("update", err)
+		// On the result descriptor, so that the kernel's reason (a memory
+		// limit below usage) reaches the CRI caller, not only the log.
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "husk-runc update: %v\n", err)
+		}
+		writeResult(0, err)
 	case "delete":
 		force := fs.Bool("force", false, "kill the container's processes first")
 		timeout := fs.Duration("timeout", 10*time.Second, "how long processes get to die after SIGKILL")

@@ -229,11 +229,26 @@ func TestSystemdCgroupDriver(t *testing.T) {
 		t.Errorf("RunPodSandbox with a cgroupfs parent under the systemd driver: %v, want InvalidArgument naming cgroup_parent", err)
 	}
 
-	pod, podCfg := podWithLogs(t, h, "systemd", nil) // in the default slice
+	// Named no parent: the pod gets a slice of its own in the default
+	// slice, limited to its resources plus overhead, its scopes in it.
+	pod, podCfg := podWithLogs(t, h, "systemd", func(c *runtime.PodSandboxConfig) {
+		c.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 256 << 20}
+		c.Linux.Overhead = &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 20}
+	})
 	podCg := podCgroup(t, h, pod)
 	podScope := "cri-husk-" + pod + ".scope"
-	if want := "/" + slice + "/" + podScope; podCg != want {
+	podSlice := strings.TrimSuffix(slice, ".slice") + "-pod" + pod + ".slice"
+	if want := "/" + slice + "/" + podSlice + "/" + podScope; podCg != want {
 		t.Errorf("pod cgroup %s, want %s", podCg, want)
+	}
+	if _, _, own := podConfigResources(t, h, pod); own != "/"+slice+"/"+podSlice {
+		t.Errorf("pod's own cgroup %s, want /%s/%s", own, slice, podSlice)
+	}
+	if got := systemctl(t, "show", "-P", "ActiveState", podSlice); got != "active" {
+		t.Errorf("%s is %q, want active", podSlice, got)
+	}
+	if got := readCgroupFile(t, "/"+slice+"/"+podSlice, "memory", "memory.max"); got != strconv.Itoa(257<<20) {
+		t.Errorf("%s memory.max = %s, want %d", podSlice, got, 257<<20)
 	}
 	if got := systemctl(t, "show", "-P", "ActiveState", podScope); got != "active" {
 		t.Errorf("%s is %q, want active", podScope, got)
@@ -244,7 +259,7 @@ func TestSystemdCgroupDriver(t *testing.T) {
 	id := runCtr(t, h, pod, podCfg, cfg)
 	cg := ctrCgroup(t, h, id)
 	scope := "cri-husk-" + id + ".scope"
-	if want := "/" + slice + "/" + scope; cg != want {
+	if want := "/" + slice + "/" + podSlice + "/" + scope; cg != want {
 		t.Errorf("container cgroup %s, want %s", cg, want)
 	}
 	if got := systemctl(t, "show", "-P", "ControlGroup", scope); got != cg {
@@ -301,4 +316,188 @@ func TestSystemdCgroupDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	huskdtest.Eventually(t, 10*time.Second, podScope+" is gone", gone(podScope, podCg))
+	huskdtest.Eventually(t, 10*time.Second, podSlice+" is gone", gone(podSlice, "/"+slice+"/"+podSlice))
+}
+
+// memoryUsage is what the cgroup at cg is charged for, in bytes.
+func memoryUsage(t *testing.T, cg string) int64 {
+	t.Helper()
+	f := "memory.usage_in_bytes"
+	if cgroups.IsCgroup2UnifiedMode() {
+		f = "memory.current"
+	}
+	n, err := strconv.ParseInt(readCgroupFile(t, cg, "memory", f), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// podConfigResources is the verbose config's pod-level resources and
+// overhead: what husk recorded.
+func podConfigResources(t *testing.T, h *huskdtest.Huskd, id string) (res, overhead *runtime.LinuxContainerResources, podCg string) {
+	t.Helper()
+	resp, err := h.Runtime.PodSandboxStatus(context.Background(), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		PodCgroupPath string          `json:"podCgroupPath"`
+		Config        json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil {
+		t.Fatal(err)
+	}
+	// The config is the protobuf struct marshalled by encoding/json.
+	var cfg runtime.PodSandboxConfig
+	if err := json.Unmarshal(info.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.GetLinux().GetResources(), cfg.GetLinux().GetOverhead(), info.PodCgroupPath
+}
+
+// A pod that names no cgroup_parent gets a cgroup of its own in huskd's
+// default parent, with its pause's and containers' in it, limited to its
+// resources plus its overhead; UpdatePodSandboxResources changes those
+// limits in place and PodSandboxStatus's verbose config shows the new
+// values. An update the kernel refuses (v1: a memory limit below what the
+// pod's tmpfs holds, EBUSY) fails and leaves every old limit; a bad value
+// is refused by name before anything is touched. A resize of the
+// container the kernel refuses fails the same way.
+func TestPodSandboxResources(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	ctx := context.Background()
+	res := &runtime.LinuxContainerResources{CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 64 << 20}
+	overhead := &runtime.LinuxContainerResources{CpuShares: 10, CpuQuota: 10000, CpuPeriod: 100000, MemoryLimitInBytes: 8 << 20}
+	pod, podCfg := podWithLogs(t, h, "podres", func(c *runtime.PodSandboxConfig) {
+		c.Linux.Resources, c.Linux.Overhead = res, overhead
+	})
+	_, _, podCg := podConfigResources(t, h, pod)
+	if want := filepath.Join(h.DefaultCgroupParent, "pod"+pod); podCg != want {
+		t.Fatalf("pod cgroup %q, want %q", podCg, want)
+	}
+	if pause := podCgroup(t, h, pod); filepath.Dir(pause) != podCg {
+		t.Errorf("the pause's cgroup %s is not in the pod's %s", pause, podCg)
+	}
+	checkLimits(t, podCg, limitFiles(72<<20, 522, 60000, 100000))
+
+	// A container fills the pod's /dev/shm: tmpfs pages, which without
+	// swap no reclaim can take back.
+	id := runCtr(t, h, pod, podCfg, ctrConfig("filler", "sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 && sleep 1000"))
+	if cg := ctrCgroup(t, h, id); filepath.Dir(cg) != podCg {
+		t.Errorf("the container's cgroup %s is not in the pod's %s", cg, podCg)
+	}
+	huskdtest.Eventually(t, 20*time.Second, "the pod's tmpfs holds 32 MiB", func() bool { return memoryUsage(t, podCg) >= 32<<20 })
+
+	res2 := &runtime.LinuxContainerResources{CpuShares: 1024, CpuQuota: 100000, CpuPeriod: 100000, MemoryLimitInBytes: 128 << 20}
+	if _, err := h.Raw.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: pod, Resources: res2, Overhead: overhead}); err != nil {
+		t.Fatal(err)
+	}
+	grown := limitFiles(136<<20, 1034, 110000, 100000)
+	checkLimits(t, podCg, grown)
+	if r, o, _ := podConfigResources(t, h, pod); r.GetMemoryLimitInBytes() != 128<<20 || r.GetCpuQuota() != 100000 || o.GetMemoryLimitInBytes() != 8<<20 {
+		t.Errorf("PodSandboxStatus's config after the update: resources %v, overhead %v", r, o)
+	}
+
+	// Refused before anything is touched: a negative value, an unknown pod.
+	bad := &runtime.LinuxContainerResources{MemoryLimitInBytes: -1}
+	_, err := h.Raw.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: pod, Resources: bad})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "resources.memory_limit_in_bytes") {
+		t.Errorf("negative memory: %v, want InvalidArgument naming resources.memory_limit_in_bytes", err)
+	}
+	_, err = h.Raw.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: strings.Repeat("0", 64), Resources: res2})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("unknown pod: %v, want NotFound", err)
+	}
+	checkLimits(t, podCg, grown)
+
+	if cgroups.IsCgroup2UnifiedMode() {
+		// v2 takes a memory.max below usage and OOM-kills instead of
+		// refusing (kubelet refuses such decreases itself).
+		t.Log("cgroup v2: the refused-update part runs on v1 only")
+		return
+	}
+	// 16 MiB is valid but below the 32 MiB the pod holds: the kernel
+	// refuses it, and the CPU limits of the same update are not left
+	// behind.
+	shrink := &runtime.LinuxContainerResources{CpuShares: 256, CpuQuota: 20000, CpuPeriod: 100000, MemoryLimitInBytes: 16 << 20}
+	_, err = h.Raw.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: pod, Resources: shrink, Overhead: overhead})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "old") {
+		t.Errorf("memory below usage: %v (%s), want FailedPrecondition saying the old limits stay", err, status.Code(err))
+	}
+	t.Logf("refused: %v", err)
+	checkLimits(t, podCg, grown)
+	if r, _, _ := podConfigResources(t, h, pod); r.GetMemoryLimitInBytes() != 128<<20 {
+		t.Errorf("a refused update was recorded: %v", r)
+	}
+	// Refused halfway: a container given a 50 ms quota, the pod cut to
+	// 20 ms (v1 refuses a parent's quota below a child's) with a memory
+	// limit it can have, which is written first and must be written back.
+	if err := h.Runtime.UpdateContainerResources(ctx, id, &runtime.ContainerResources{Linux: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000}}); err != nil {
+		t.Fatal(err)
+	}
+	half := &runtime.LinuxContainerResources{CpuShares: 1024, CpuQuota: 20000, CpuPeriod: 100000, MemoryLimitInBytes: 48 << 20}
+	_, err = h.Raw.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{PodSandboxId: pod, Resources: half})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "cpu.cfs_quota_us") {
+		t.Errorf("pod quota below its container's: %v (%s), want FailedPrecondition naming cpu.cfs_quota_us", err, status.Code(err))
+	}
+	checkLimits(t, podCg, grown)
+	if err := h.Runtime.UpdateContainerResources(ctx, id, &runtime.ContainerResources{Linux: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: -1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The container's own resizes the kernel refuses fail the same way,
+	// with the kernel's reason, and change nothing: memory below what it
+	// uses; and memory it can have with a CPU quota above its pod's (v1
+	// refuses a child's quota above its parent's), whose memory part
+	// libcontainer writes first and must write back.
+	ctrCg := ctrCgroup(t, h, id)
+	before := limitFiles(0, 0, 0, 0)
+	for f := range before {
+		before[f] = readCgroupFile(t, ctrCg, f[0], f[1])
+	}
+	for _, c := range []struct {
+		name string
+		res  *runtime.LinuxContainerResources
+		why  string
+	}{
+		{"memory below usage", &runtime.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}, "unable to set memory limit"},
+		{"quota above the pod's", &runtime.LinuxContainerResources{MemoryLimitInBytes: 48 << 20, CpuPeriod: 100000, CpuQuota: 200000}, "cpu.cfs_quota_us"},
+	} {
+		err = h.Runtime.UpdateContainerResources(ctx, id, &runtime.ContainerResources{Linux: c.res})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("UpdateContainerResources, %s: %v (%s), want FailedPrecondition with %q", c.name, err, status.Code(err), c.why)
+		}
+		t.Logf("container resize refused, %s: %v", c.name, err)
+		checkLimits(t, ctrCg, before)
+		if r := ctrStatus(t, h, id).GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 0 || r.GetCpuQuota() != -1 {
+			t.Errorf("ContainerStatus shows a refused resize: %v", r)
+		}
+	}
+}
+
+// `crictl update`, as a node admin resizes a running container: the new
+// limits show in its cgroup and in ContainerStatus; a value below the
+// least a container starts with is refused by name and changes nothing.
+func TestCrictlUpdate(t *testing.T) {
+	if os.Getenv("HUSK_CRICTL") == "" {
+		t.Skip("HUSK_CRICTL is not set: run through `make test`, which builds crictl")
+	}
+	h, _ := ctrHuskd(t, "")
+	pod, podCfg := podWithLogs(t, h, "crictl-update", nil)
+	cfg := ctrConfig("resized", "sleep", "1000")
+	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 512, CpuPeriod: 100000, CpuQuota: 200000}
+	id := runCtr(t, h, pod, podCfg, cfg)
+	cg := ctrCgroup(t, h, id)
+	crictl(t, h, "update", "--memory", strconv.Itoa(64<<20), "--cpu-share", "256", "--cpu-period", "100000", "--cpu-quota", "50000", id)
+	checkLimits(t, cg, limitFiles(64<<20, 256, 50000, 100000))
+	r := ctrStatus(t, h, id).GetResources().GetLinux()
+	if r.GetMemoryLimitInBytes() != 64<<20 || r.GetCpuShares() != 256 || r.GetCpuQuota() != 50000 {
+		t.Errorf("ContainerStatus.resources after crictl update: %v", r)
+	}
+	out, err := crictlCmd(t, h, "update", "--memory", "1024", id).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "memory_limit_in_bytes") {
+		t.Errorf("crictl update --memory 1024: %v\n%s", err, out)
+	}
+	checkLimits(t, cg, limitFiles(64<<20, 256, 50000, 100000))
 }

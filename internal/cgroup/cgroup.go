@@ -116,6 +116,37 @@ func (d Driver) Child(parent, id string) string {
 	return path.Join(parent, id)
 }
 
+// PodCgroup is the cgroupfs path of the cgroup husk makes for pod id
+// when its config names no cgroup_parent: <parent>/pod<id> with cgroupfs,
+// the slice <parent's name>-pod<id>.slice in parent with systemd (as
+// kubelet names its pod slices). The pod's pause and containers go in it,
+// and its limits are the pod's resources and overhead. A pod with a
+// cgroup_parent has none: that parent is kubelet's pod cgroup.
+func (d Driver) PodCgroup(parent, id string) string {
+	if d == Systemd {
+		prefix := strings.TrimSuffix(sliceOf(parent), ".slice") + "-"
+		if prefix == "--" {
+			prefix = ""
+		}
+		return path.Join(parent, prefix+"pod"+id+".slice")
+	}
+	return path.Join(parent, "pod"+id)
+}
+
+// OwnsPod reports whether p, read back from a record, can be the cgroup
+// PodCgroup made for pod id: it is removed with everything in it.
+func OwnsPod(p, id string) bool {
+	if !path.IsAbs(p) || path.Clean(p) != p {
+		return false
+	}
+	base := path.Base(p)
+	if base == "pod"+id {
+		return true
+	}
+	prefix, ok := strings.CutSuffix(base, "pod"+id+".slice")
+	return ok && (prefix == "" || strings.HasSuffix(prefix, "-"))
+}
+
 // Sibling is the cgroupfs path of id's cgroup beside the one at p, made by
 // the driver that made p's: a container's beside its pod's pause.
 func Sibling(p, id string) string {
@@ -183,14 +214,97 @@ func Owns(p, id string) bool {
 // driver that made it: systemd's for a husk scope (its Destroy stops the
 // unit over D-Bus), else cgroupfs' (v1 or v2 as the host mounts them).
 func Manager(p string) (cgroups.Manager, error) {
-	cg := &cgroups.Cgroup{Resources: &cgroups.Resources{}}
+	return managerWith(p, &cgroups.Resources{})
+}
+
+// managerWith is Manager with the resources a new cgroup starts with.
+// Devices are never husk's to set on a pod's or parent's cgroup: an empty
+// list would deny every device below it.
+func managerWith(p string, r *cgroups.Resources) (cgroups.Manager, error) {
+	r.SkipDevices = true
+	cg := &cgroups.Cgroup{Resources: r}
 	if id, ok := scopeID(p); ok {
 		cg.Systemd, cg.Parent, cg.ScopePrefix, cg.Name = true, sliceOf(path.Dir(p)), ScopePrefix, id
+	} else if isSlice(p) {
+		// A pod's slice (PodCgroup): systemd makes and removes it.
+		cg.Systemd, cg.Parent, cg.Name = true, sliceOf(path.Dir(p)), path.Base(p)
 	} else {
 		cg.Path = p
 	}
 	return manager.New(cg)
 }
+
+// isSlice reports whether p is where systemd puts the slice of its last
+// element: cgroupfs may name a directory "x.slice" anywhere.
+func isSlice(p string) bool {
+	base := path.Base(p)
+	if p == "/" || !strings.HasSuffix(base, ".slice") {
+		return false
+	}
+	exp, err := systemd.ExpandSlice(base)
+	return err == nil && exp == p
+}
+
+// Make creates the cgroup at p (a pod's, PodCgroup) with no process in
+// it and the limits r.
+func Make(p string, r *cgroups.Resources) error {
+	m, err := managerWith(p, r)
+	if err != nil {
+		return err
+	}
+	if err := m.Apply(-1); err != nil {
+		return fmt.Errorf("creating cgroup %s: %w", p, err)
+	}
+	if err := m.Set(r); err != nil {
+		return fmt.Errorf("setting the limits of cgroup %s: %w", p, err)
+	}
+	return nil
+}
+
+// Set writes the limits r to the cgroup at p, which exists; a zero field
+// is left as it is. The kernel may refuse a value (a memory limit below
+// what is charged: EBUSY) after others were written: the caller restores.
+func Set(p string, r *cgroups.Resources) error {
+	m, err := managerWith(p, r)
+	if err != nil {
+		return err
+	}
+	return m.Set(r)
+}
+
+// Undo is what takes a cgroup whose limits were old back from next, which
+// a failed Set may have written in part: old and, where next set a limit
+// old left unset (zero: "leave as is"), the kernel's value for none. The
+// cpusets, huge pages, pids and unified keys of next are not undone.
+func Undo(old, next *cgroups.Resources) *cgroups.Resources {
+	r := *old
+	if r.Memory == 0 && next.Memory != 0 {
+		r.Memory = -1
+	}
+	if r.MemorySwap == 0 && next.MemorySwap != 0 {
+		r.MemorySwap = -1
+	}
+	if r.CpuQuota == 0 && next.CpuQuota != 0 {
+		r.CpuQuota = -1
+	}
+	if r.CpuPeriod == 0 && next.CpuPeriod != 0 {
+		r.CpuPeriod = defaultPeriod
+	}
+	if r.CpuShares == 0 && next.CpuShares != 0 {
+		r.CpuShares = defaultShares
+	}
+	if r.CpuWeight == 0 && next.CpuWeight != 0 {
+		r.CpuWeight = defaultWeight
+	}
+	return &r
+}
+
+// The kernel's values of a new cgroup.
+const (
+	defaultPeriod = 100000 // µs: cpu.cfs_period_us, cpu.max's period
+	defaultShares = 1024   // v1 cpu.shares
+	defaultWeight = 100    // v2 cpu.weight
+)
 
 // Destroy kills every process left in the cgroup at p and removes it from
 // every hierarchy (a scope: stops its unit). It is how a pod or container

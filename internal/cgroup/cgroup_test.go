@@ -1,8 +1,11 @@
 package cgroup
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/cgroups"
 )
 
 const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -123,5 +126,60 @@ func TestParseDriver(t *testing.T) {
 		if got != want || (err != nil) != (want == "") {
 			t.Errorf("ParseDriver(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// A pod without a cgroup_parent gets its own cgroup in the default
+// parent, which OwnsPod recognises in a record and Manager opens with the
+// driver that made it.
+func TestPodCgroup(t *testing.T) {
+	for _, c := range []struct {
+		driver       Driver
+		parent, want string
+		slice        bool
+	}{
+		{Cgroupfs, "/husk", "/husk/pod" + id, false},
+		{Cgroupfs, "/a.slice", "/a.slice/pod" + id, false},
+		{Systemd, "/husk.slice", "/husk.slice/husk-pod" + id + ".slice", true},
+		{Systemd, "/a.slice/a-b.slice", "/a.slice/a-b.slice/a-b-pod" + id + ".slice", true},
+		{Systemd, "/", "/pod" + id + ".slice", true},
+	} {
+		got := c.driver.PodCgroup(c.parent, id)
+		if got != c.want {
+			t.Errorf("%s.PodCgroup(%q) = %q, want %q", c.driver, c.parent, got, c.want)
+		}
+		if !OwnsPod(got, id) {
+			t.Errorf("OwnsPod(%q) = false", got)
+		}
+		if isSlice(got) != c.slice {
+			t.Errorf("isSlice(%q) = %v, want %v", got, !c.slice, c.slice)
+		}
+	}
+	for _, p := range []string{"/husk/" + id, "/husk/pod" + id + "x", "husk/pod" + id, "/husk/../pod" + id, "/husk/xpod" + id + ".slice", "/husk/pod" + strings.Repeat("0", 64)} {
+		if OwnsPod(p, id) {
+			t.Errorf("OwnsPod(%q) = true", p)
+		}
+	}
+	if isSlice("/kubepods-besteffort-pod1.slice") {
+		t.Error("a cgroupfs directory named x-y.slice at the top is taken for a systemd slice")
+	}
+}
+
+// Undo writes back the old limits, and "none" where only the new had one:
+// zero would leave the new value in place.
+func TestUndo(t *testing.T) {
+	old := &cgroups.Resources{CpuShares: 512, Memory: 64 << 20}
+	next := &cgroups.Resources{CpuShares: 256, CpuWeight: 10, CpuQuota: 5000, CpuPeriod: 50000, Memory: 8 << 20, MemorySwap: 16 << 20, CpusetCpus: "0"}
+	got := Undo(old, next)
+	want := cgroups.Resources{CpuShares: 512, CpuWeight: 100, CpuQuota: -1, CpuPeriod: 100000, Memory: 64 << 20, MemorySwap: -1}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("Undo = %+v, want %+v", *got, want)
+	}
+	if old.CpuQuota != 0 || old.MemorySwap != 0 {
+		t.Errorf("Undo changed its argument: %+v", *old)
+	}
+	same := Undo(old, &cgroups.Resources{})
+	if !reflect.DeepEqual(*same, *old) {
+		t.Errorf("Undo of nothing = %+v, want %+v", *same, *old)
 	}
 }
