@@ -114,7 +114,8 @@ func Build(in Inputs) (map[string]v1.Image, error) {
 			// file, so its ID differs.
 			{Name: "etc/agnhost-tag", Body: []byte(tag + "\n")},
 		}
-		return with(nil, append(files, registry...)...)
+		// curl: the suite execs it in agnhost pods (node-to-pod checks).
+		return with([]string{"/usr/bin/curl"}, append(files, registry...)...)
 	}
 	agnhostConfig := images.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
 		ExposedPorts: []string{"80/tcp", "8080/tcp", "8081/tcp", "9376/tcp", "5000/tcp"}}
