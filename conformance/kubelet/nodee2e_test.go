@@ -167,9 +167,11 @@ func TestNodeE2E(t *testing.T) {
 	if ginkgo := os.Getenv("HUSK_GINKGO"); ginkgo != "" {
 		// ginkgo's CLI runs the specs in parallel processes; the first
 		// starts the services (etcd, the API server, kubelet) for all.
+		// 8, as upstream's node e2e jobs: the specs mostly wait (for
+		// pods to start, probes to fire, grace periods to end).
 		nodes := os.Getenv("HUSK_E2E_NODE_NODES")
 		if nodes == "" {
-			nodes = "4"
+			nodes = "8"
 		}
 		cmd = exec.Command(ginkgo, append([]string{"run", "--nodes=" + nodes,
 			"--focus=" + focus, "--skip=" + skip, "--no-color", "--json-report=" + report, "--timeout=3h",
