@@ -44,10 +44,11 @@ evictionMinimumReclaim:
   nodefs.available: 5%%
   nodefs.inodesFree: 5%%
 failSwapOn: false
-# The API server reaches kubelet at the node's address, which kubelet
-# refuses to be loopback: an address of the test's own on a link
-# (see nodeAddress), reachable from this machine and its pods only.
-address: %[4]s
+# The API server reaches kubelet at the node's address (--node-ip, see
+# nodeAddress) and specs at 127.0.0.1: kubelet listens on every address,
+# and the test's firewall chain (closeKubeletPorts) refuses its ports to
+# anything but this machine itself.
+address: 0.0.0.0
 healthzBindAddress: 127.0.0.1
 # The test must leave no iptables rule of its own.
 makeIPTablesUtilChains: false
@@ -110,6 +111,7 @@ func TestNodeE2E(t *testing.T) {
 
 	// Kept when the test fails: the suite's and kubelet's logs.
 	nodeIP := nodeAddress(t)
+	closeKubeletPorts(t)
 	dir, err := os.MkdirTemp("/tmp", "hknodee2e")
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ func TestNodeE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := filepath.Join(dir, "kubelet-base.yaml")
-	if err := os.WriteFile(base, []byte(fmt.Sprintf(e2eKubeletConfig, host.cgroupSettings(), host.cgroupRoot, resolv, nodeIP)), 0o644); err != nil {
+	if err := os.WriteFile(base, []byte(fmt.Sprintf(e2eKubeletConfig, host.cgroupSettings(), host.cgroupRoot, resolv)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	path, err := pathWithout(filepath.Join(dir, "path"), "systemd-run")
@@ -251,6 +253,41 @@ func nodeAddress(t *testing.T) string {
 		}
 	}
 	return ip
+}
+
+// closeKubeletPorts refuses kubelet's API ports (10250, and the read-only
+// 10255, constants of the suite) to every packet that does not come from
+// this machine itself: the suite's kubelet serves anyone anonymously, and
+// listens on every address because the specs reach it at 127.0.0.1 and
+// the API server at the node's address. A chain of the test's own, jumped
+// to from INPUT, removed at the end.
+func closeKubeletPorts(t *testing.T) {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	chain := fmt.Sprintf("HUSK-E2E-%x", b)
+	jump := []string{"INPUT", "-p", "tcp", "-m", "multiport", "--dports", "10250,10255", "-j", chain}
+	run := func(args ...string) error {
+		if out, err := exec.Command("iptables", append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := run("-N", chain); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, args := range [][]string{append([]string{"-D"}, jump...), {"-F", chain}, {"-X", chain}} {
+			if err := run(args...); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	for _, args := range [][]string{{"-A", chain, "-i", "lo", "-j", "RETURN"}, {"-A", chain, "-j", "DROP"}, append([]string{"-I"}, jump...)} {
+		if err := run(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // rootDirectory is the suite's kubelet root directory, a constant of the
