@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	godigest "github.com/opencontainers/go-digest"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
@@ -27,6 +28,7 @@ import (
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/metrics"
+	"github.com/huskrt/husk/internal/tracing"
 )
 
 // PullOptions configure a Puller.
@@ -74,7 +76,9 @@ func NewPuller(store *Store, opts PullOptions) *Puller {
 
 // Pull pulls ref (a tag or digest reference; an image ID only if the
 // image is already here) and returns the image's ID.
-func (p *Puller) Pull(ctx context.Context, spec string, auth Auth) (string, error) {
+func (p *Puller) Pull(ctx context.Context, spec string, auth Auth) (_ string, err error) {
+	ctx, span := tracing.Step(ctx, "image.pull", attribute.String("image", spec))
+	defer func() { tracing.End(span, err) }()
 	if id, ok := asID(spec); ok {
 		if img, err := p.store.Resolve(id); err == nil {
 			return img.ID, nil

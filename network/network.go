@@ -26,6 +26,7 @@ import (
 
 	"github.com/huskrt/husk/internal/errdefs"
 	"github.com/huskrt/husk/internal/metrics"
+	"github.com/huskrt/husk/internal/tracing"
 )
 
 // IfName is the pod's interface, as kubelet's pods have always called it.
@@ -307,7 +308,9 @@ func (p Pod) runtimeConf() (*libcni.RuntimeConf, error) {
 // whatever the plugins did is undone (DEL) and the error carries the
 // plugin's message.
 func (m *Manager) Setup(ctx context.Context, p Pod) ([]string, error) {
+	ctx, span := tracing.Step(ctx, "cni.add", tracing.PodSandboxID(p.ID))
 	ips, err := m.setup(ctx, p)
+	tracing.End(span, err)
 	count(metrics.CNIAdd, err)
 	return ips, err
 }
@@ -378,7 +381,9 @@ func (m *Manager) trimmedBuiltin(subnets string, portmap, bandwidth bool) (*libc
 // is gone; plugins then free what they hold. A pod with nothing attached
 // is fine: DEL is idempotent.
 func (m *Manager) Teardown(ctx context.Context, p Pod) error {
+	ctx, span := tracing.Step(ctx, "cni.del", tracing.PodSandboxID(p.ID))
 	err := m.teardown(ctx, p)
+	tracing.End(span, err)
 	count(metrics.CNIDel, err)
 	return err
 }

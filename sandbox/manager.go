@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 
 	"github.com/google/renameio/v2"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -31,6 +32,7 @@ import (
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/names"
 	"github.com/huskrt/husk/internal/nri"
+	"github.com/huskrt/husk/internal/tracing"
 	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -423,6 +425,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodSandboxConfig, handler string) (retErr error) {
 	start := time.Now()
 	defer metrics.Since(metrics.SandboxOperationDuration.WithLabelValues(metrics.OpCreate), start)
+	// Ended last: the rollback is part of a failed create.
+	ctx, span := tracing.Step(ctx, "sandbox.create", tracing.PodSandboxID(id), attribute.String("pod", name))
+	defer func() { tracing.End(span, retErr) }()
 	// A pod that names no cgroup_parent gets a cgroup of its own in the
 	// default parent, as kubelet gives each pod one, to hold its limits.
 	podCgroup := m.cfg.CgroupDriver.PodCgroup(m.defaultParent, id)
@@ -537,7 +542,9 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := writeJSON(filepath.Join(stateDir, shimapi.PauseSpecName), spec); err != nil {
 		return err
 	}
+	_, shimSpan := tracing.Step(ctx, "shim.start")
 	shimPID, pausePID, err := shim.ready(ctx)
+	tracing.End(shimSpan, err)
 	if err != nil {
 		// The shim undoes its own work when it reports a failure, but not
 		// when it was killed: make sure of the cgroup.
@@ -560,7 +567,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := networkUp(); err != nil {
 		return err
 	}
-	client, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
+	client, err := dialShim(ctx, stateDir)
 	if err != nil {
 		return fmt.Errorf("connecting to the shim: %w", err)
 	}

@@ -185,7 +185,7 @@ func (m *Manager) tryReconnect(ctx context.Context, p *pod) error {
 	sb := p.cur.Load()
 	dctx, cancel := context.WithTimeout(ctx, reconnectTimeout)
 	defer cancel()
-	c, err := shimapi.Dial(dctx, filepath.Join(m.stateDir(sb.ID), shimapi.SocketName))
+	c, err := dialShim(dctx, m.stateDir(sb.ID))
 	if err != nil {
 		if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, os.ErrNotExist) {
 			return errShimGone
@@ -221,7 +221,7 @@ func (m *Manager) tryReconnect(ctx context.Context, p *pod) error {
 // be trusted to do it. sb may carry only an ID.
 func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 	stateDir := m.stateDir(sb.ID)
-	if c, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName)); err == nil {
+	if c, err := dialShim(ctx, stateDir); err == nil {
 		sctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout)
 		_, err := c.Stop(sctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
 		cancel()

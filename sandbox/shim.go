@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/huskrt/husk/internal/tracing"
 	"github.com/huskrt/husk/shim/shimapi"
 )
 
@@ -80,6 +81,19 @@ func (m *Manager) launchShim(id, dir string) (*shimStart, error) {
 		close(s.done)
 	}()
 	return s, nil
+}
+
+// dialShim connects to a pod's shim; each call on the connection is a
+// span of the traced call it is made in.
+func dialShim(ctx context.Context, stateDir string) (*shimapi.Client, error) {
+	c, err := shimapi.Dial(ctx, filepath.Join(stateDir, shimapi.SocketName))
+	if err != nil {
+		return nil, err
+	}
+	return c.Traced(func(ctx context.Context, method string) func(error) {
+		_, span := tracing.Step(ctx, "shim."+strings.TrimPrefix(method, "Shim."))
+		return func(err error) { tracing.End(span, err) }
+	}), nil
 }
 
 // abandon makes a shim that was never told to go exit (it has made nothing

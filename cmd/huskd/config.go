@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ type Config struct {
 	CDI       CDIConfig       `toml:"cdi" json:"cdi"`
 	Metrics   MetricsConfig   `toml:"metrics" json:"metrics"`
 	NRI       NRIConfig       `toml:"nri" json:"nri"`
+	Tracing   TracingConfig   `toml:"tracing" json:"tracing"`
 	Debug     DebugConfig     `toml:"debug" json:"debug"`
 }
 
@@ -42,6 +44,14 @@ type Config struct {
 // are ListPodSandboxMetrics' (crictl metricsp), on the CRI socket.
 type MetricsConfig struct {
 	Address string `toml:"address" json:"address" comment:"Serve Prometheus metrics at /metrics over plain HTTP here (e.g. 127.0.0.1:9090); empty: off. No secret is in them, but anyone who reaches the address reads them: keep it on loopback or behind a firewall or proxy."`
+}
+
+// TracingConfig is the [tracing] table: OpenTelemetry spans of the CRI
+// calls and their main steps (internal/tracing), sent over OTLP/gRPC as
+// containerd's and kubelet's are.
+type TracingConfig struct {
+	Endpoint      string  `toml:"endpoint" json:"endpoint" comment:"OTLP/gRPC collector to send spans to, as a URL: http://host:4317 (plain) or https://host:4317 (TLS). Empty: OTEL_EXPORTER_OTLP_ENDPOINT (with the exporter's other OTEL_EXPORTER_OTLP_* variables) if set, else no tracing."`
+	SamplingRatio float64 `toml:"sampling_ratio" json:"sampling_ratio" comment:"Share of the traces huskd starts that it keeps, from 0 to 1; a call kubelet traces follows kubelet's decision."`
 }
 
 // DebugConfig is the [debug] table.
@@ -185,6 +195,8 @@ func defaultConfig() Config {
 			PluginPath: "/opt/nri/plugins", PluginConfigPath: "/etc/nri/conf.d",
 			RegistrationTimeout: Duration(5 * time.Second), RequestTimeout: Duration(2 * time.Second),
 		},
+		// containerd's tracing default: every trace, once an endpoint is set.
+		Tracing: TracingConfig{SamplingRatio: 1},
 	}
 }
 
@@ -258,6 +270,14 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("metrics.address: %q is not host:port: %w", a, err)
 		}
+	}
+	if e := c.Tracing.Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("tracing.endpoint: %q is not an http:// or https:// URL of a collector", e)
+		}
+	}
+	if r := c.Tracing.SamplingRatio; !(r >= 0 && r <= 1) {
+		return fmt.Errorf("tracing.sampling_ratio: %v is not between 0 and 1", r)
 	}
 	if c.Streaming.IdleTimeout <= 0 {
 		return fmt.Errorf("streaming.idle_timeout: must be positive")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -146,6 +147,25 @@ func TestValidateConfig(t *testing.T) {
 	c.Metrics.Address = "9090"
 	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "metrics.address") {
 		t.Errorf("a metrics address without a host part: %v", err)
+	}
+	for _, e := range []string{"127.0.0.1:4317", "grpc://c:4317", "http://"} {
+		c = defaultConfig()
+		c.Tracing.Endpoint = e
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "tracing.endpoint") {
+			t.Errorf("tracing endpoint %q: %v", e, err)
+		}
+	}
+	for _, r := range []float64{-0.1, 1.5, math.NaN()} {
+		c = defaultConfig()
+		c.Tracing.SamplingRatio = r
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "tracing.sampling_ratio") {
+			t.Errorf("sampling ratio %v: %v", r, err)
+		}
+	}
+	c = defaultConfig()
+	c.Tracing.Endpoint, c.Tracing.SamplingRatio = "https://otel.example:4317", 0.25
+	if err := c.validate(); err != nil && strings.Contains(err.Error(), "tracing") {
+		t.Errorf("a valid tracing table refused: %v", err)
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/nri"
+	"github.com/huskrt/husk/internal/tracing"
 	"github.com/huskrt/husk/network"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/stream"
@@ -104,6 +105,26 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	if err := makeDirs(cfg.Root, cfg.State); err != nil {
 		return err
+	}
+	// Deferred first, so run last: the spans of the calls that were in
+	// flight at the stop are flushed too.
+	endpoint, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{
+		Endpoint: cfg.Tracing.Endpoint, SamplingRatio: cfg.Tracing.SamplingRatio, Version: version,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			klog.ErrorS(err, "Flushing trace spans", "endpoint", endpoint)
+		}
+	}()
+	if endpoint != "" {
+		klog.InfoS("Exporting trace spans", "endpoint", endpoint, "samplingRatio", cfg.Tracing.SamplingRatio)
+	} else {
+		klog.V(2).InfoS("Tracing off: neither tracing.endpoint nor OTEL_EXPORTER_OTLP_ENDPOINT is set")
 	}
 	unlock, err := lockState(cfg.State)
 	if err != nil {

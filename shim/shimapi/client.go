@@ -12,7 +12,17 @@ import (
 // Client talks to one shim. It is safe for concurrent use; calls that are
 // in flight when the shim dies fail with rpc.ErrShutdown or an EOF.
 type Client struct {
-	c *rpc.Client
+	c     *rpc.Client
+	trace func(ctx context.Context, method string) (end func(error))
+}
+
+// Traced makes c report every call to start, which returns what to call
+// when the call ends: huskd makes a tracing span per call there. A hook
+// rather than an import, because husk-shim shares this package and must
+// not link a tracing library. Call it before c is shared.
+func (c *Client) Traced(start func(ctx context.Context, method string) (end func(error))) *Client {
+	c.trace = start
+	return c
 }
 
 // Dial connects to the shim serving socketPath.
@@ -33,7 +43,11 @@ func (c *Client) Close() error { return c.c.Close() }
 // reply is decoded into a value of its own, which a call given up leaves
 // to net/rpc: the answer that comes later is written there, never into
 // what the caller already has.
-func call[T any](ctx context.Context, c *Client, method string, args any) (T, error) {
+func call[T any](ctx context.Context, c *Client, method string, args any) (_ T, err error) {
+	if c.trace != nil {
+		end := c.trace(ctx, method)
+		defer func() { end(err) }()
+	}
 	reply := new(T)
 	done := c.c.Go(method, args, reply, make(chan *rpc.Call, 1))
 	var zero T
