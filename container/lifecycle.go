@@ -104,7 +104,7 @@ func (m *Manager) killWithoutShim(e *entry) error {
 	if err := cgroup.Destroy(c.CgroupPath, 10*time.Second); err != nil {
 		return err
 	}
-	e.update(func(x *Container) { unknownExit(x, "the pod's shim is gone") })
+	m.declareExit(e, func(x *Container) bool { return unknownExit(x, "the pod's shim is gone") })
 	return nil
 }
 

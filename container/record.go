@@ -29,6 +29,8 @@ type record struct {
 	Resources    []byte         `json:"resources,omitempty"`
 	StopSignal   string         `json:"stopSignal"`
 	ImageVolumes map[int]string `json:"imageVolumes,omitempty"`
+	// UnseenExit is the exit huskd declared for it, when nobody saw it end.
+	UnseenExit *UnseenExit `json:"unseenExit,omitempty"`
 }
 
 const recordVersion = 1
@@ -47,7 +49,7 @@ func writeRecord(dir string, c *Container) error {
 	b, err := json.Marshal(record{
 		Version: recordVersion, ID: c.ID, PodID: c.PodID, Name: c.Name, Config: cfg, ImageID: c.ImageID,
 		CreatedAt: c.CreatedAt, LogPath: c.LogPath, Bundle: c.Bundle, CgroupPath: c.CgroupPath, User: c.User,
-		Resources: res, StopSignal: c.StopSignal, ImageVolumes: c.ImageVolumes,
+		Resources: res, StopSignal: c.StopSignal, ImageVolumes: c.ImageVolumes, UnseenExit: c.UnseenExit,
 	})
 	if err != nil {
 		return err
@@ -70,7 +72,7 @@ func readRecord(dir string) (*Container, error) {
 	c := &Container{
 		ID: r.ID, PodID: r.PodID, Name: r.Name, Config: &runtime.ContainerConfig{}, ImageID: r.ImageID,
 		CreatedAt: r.CreatedAt, LogPath: r.LogPath, Bundle: r.Bundle, CgroupPath: r.CgroupPath, User: r.User,
-		StopSignal: r.StopSignal, ImageVolumes: r.ImageVolumes,
+		StopSignal: r.StopSignal, ImageVolumes: r.ImageVolumes, UnseenExit: r.UnseenExit,
 	}
 	if err := proto.Unmarshal(r.Config, c.Config); err != nil {
 		return nil, err

@@ -64,11 +64,12 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		}
 		if c.State.Status == "" {
 			e, _ := m.lookup(c.ID)
-			e.update(func(x *Container) {
-				if x.State.Status == "" {
-					x.State = shimapi.ContainerState{ID: x.ID, CreatedAt: x.CreatedAt}
-					unknownExit(x, "no shim reported it")
+			m.declareExit(e, func(x *Container) bool {
+				if x.State.Status != "" {
+					return false
 				}
+				x.State = shimapi.ContainerState{ID: x.ID, CreatedAt: x.CreatedAt}
+				return unknownExit(x, "no shim reported it")
 			})
 		}
 	}

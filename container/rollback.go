@@ -38,7 +38,7 @@ func (m *Manager) keepFailed(f failedCreate, err, undoErr error) error {
 		StopSignal: "SIGKILL", // nothing of it is meant to run
 		State:      shimapi.ContainerState{ID: f.id, CreatedAt: f.start},
 	}
-	unknownExit(c, why)
+	unknownExit(c, why) // recorded with the rest below
 	// Every image volume's lease: removal releases them by index, and
 	// releasing one never taken is no error.
 	for i, mnt := range f.cfg.GetMounts() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -32,6 +33,11 @@ type Container struct {
 
 	// State is what the shim last reported.
 	State shimapi.ContainerState
+	// UnseenExit is the exit huskd declared for the container when nobody
+	// saw it end (unknownExit), nil until then. It is kept in the record:
+	// the shim that would know is gone, and a restart must show the same
+	// exit, at the same time, as before.
+	UnseenExit *UnseenExit
 	// seq is the Seq of the newest shim snapshot State was taken from.
 	seq uint64
 }
@@ -159,16 +165,49 @@ func (m *Manager) event(e *entry, t EventType) {
 	m.onEvent(t, e.cur.Load())
 }
 
+// UnseenExit is an exit huskd declared itself: what ContainerStatus shows
+// of a container whose end nobody saw.
+type UnseenExit struct {
+	FinishedAt time.Time `json:"finishedAt"`
+	ExitCode   int       `json:"exitCode"`
+	Reason     string    `json:"reason"`
+	Message    string    `json:"message"`
+}
+
 // unknownExit records that a container ended where nobody saw it, unless
-// its exit is known already.
-func unknownExit(c *Container, why string) {
+// its exit is known already: the one declared before if there is one
+// (c.UnseenExit, from the record), else one declared now. It returns true
+// when it declared one now, which the caller must write to the record
+// (Manager.declareExit) so that a restart shows the same exit and time.
+func unknownExit(c *Container, why string) bool {
 	if c.State.Status == shimapi.StatusExited {
+		return false
+	}
+	declared := c.UnseenExit == nil
+	if declared {
+		finished := c.State.FinishedAt
+		if finished.IsZero() {
+			finished = time.Now()
+		}
+		c.UnseenExit = &UnseenExit{FinishedAt: finished, ExitCode: 255, Reason: "Unknown", Message: why}
+	}
+	u, st := c.UnseenExit, &c.State
+	st.Status, st.ExitCode, st.Reason, st.Message, st.FinishedAt = shimapi.StatusExited, u.ExitCode, u.Reason, u.Message, u.FinishedAt
+	return declared
+}
+
+// declareExit applies fn to the container, and writes the record when fn
+// declared an unseen exit (fn returns unknownExit's answer). A record that
+// cannot be written leaves the exit in memory: the next restart declares
+// it again, at its own time.
+func (m *Manager) declareExit(e *entry, fn func(x *Container) bool) {
+	declared := false
+	next := e.update(func(x *Container) { declared = fn(x) })
+	if !declared {
 		return
 	}
-	st := &c.State
-	st.Status, st.ExitCode, st.Reason, st.Message = shimapi.StatusExited, 255, "Unknown", why
-	if st.FinishedAt.IsZero() {
-		st.FinishedAt = time.Now()
+	if err := writeRecord(m.dir(next.ID), next); err != nil {
+		klog.ErrorS(err, "Recording the exit of a container nobody saw end", "containerID", next.ID, "podSandboxID", next.PodID)
 	}
 }
 
@@ -215,13 +254,11 @@ func (m *Manager) Snapshot(podID string, snap shimapi.Snapshot, shimGone bool) {
 			// the list caches in cri/ compare.
 			continue
 		}
-		e.update(func(x *Container) {
+		m.declareExit(e, func(x *Container) bool {
 			if ok {
 				report(x, st, snap.Seq)
 			}
-			if shimGone {
-				unknownExit(x, "the pod's shim is gone")
-			}
+			return shimGone && unknownExit(x, "the pod's shim is gone")
 		})
 	}
 	if !shimGone {

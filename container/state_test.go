@@ -69,9 +69,21 @@ func TestUnknownExit(t *testing.T) {
 		t.Errorf("a known exit was overwritten: %+v", c.State)
 	}
 	c = &Container{ID: "c1", State: shimapi.ContainerState{ID: "c1", Status: shimapi.StatusRunning}}
-	unknownExit(c, "the pod's shim is gone")
+	if !unknownExit(c, "the pod's shim is gone") {
+		t.Error("a new unseen exit was not declared for the record")
+	}
 	if st := c.State; st.Status != shimapi.StatusExited || st.ExitCode != 255 || st.Reason != "Unknown" || st.FinishedAt.IsZero() {
 		t.Errorf("running container not recorded exited: %+v", st)
+	}
+	// After a restart: the record's exit, to the nanosecond, not a new one.
+	declared := *c.UnseenExit
+	c = &Container{ID: "c1", UnseenExit: &declared, State: shimapi.ContainerState{ID: "c1", Status: shimapi.StatusRunning}}
+	if unknownExit(c, "no shim reported it") {
+		t.Error("the recorded exit was declared again")
+	}
+	want := shimapi.ContainerState{ID: "c1", Status: shimapi.StatusExited, ExitCode: 255, Reason: "Unknown", Message: "the pod's shim is gone", FinishedAt: declared.FinishedAt}
+	if c.State != want {
+		t.Errorf("after a restart: %+v, want the recorded exit %+v", c.State, want)
 	}
 }
 

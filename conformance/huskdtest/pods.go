@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,12 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// Alive reports whether pid exists and is not a zombie.
+// Alive reports whether pid exists, is not a zombie and is not exiting.
+// A process that is exiting has let go of its memory and cgroup already;
+// a pid namespace's init can stay so for long, waiting in the kernel for
+// the namespace's zombies to be reaped: a container's process whose shim
+// was killed is reparented to the machine's PID 1, which here does not
+// reap them.
 func Alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -101,8 +107,20 @@ func Alive(pid int) bool {
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+	if i < 0 {
+		return false
+	}
+	// After the name: state, ppid, pgrp, session, tty_nr, tpgid, flags.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 7 || f[0] == "Z" {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfExiting == 0
 }
+
+// pfExiting is the kernel's PF_EXITING task flag (include/linux/sched.h).
+const pfExiting = 0x4
 
 // CgroupDirs returns the directories of cgroup path p in every mounted
 // hierarchy that has it.

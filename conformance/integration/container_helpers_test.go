@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/huskrt/husk/conformance/huskdtest"
@@ -27,6 +28,16 @@ const busyboxRef = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 func ctrHuskd(t testing.TB, extraConfig string) (*huskdtest.Huskd, *images.Registry) {
 	t.Helper()
 	h, reg := imageHuskd(t, extraConfig)
+	reg.Push(t, "e2e-test-images/busybox:1.29-2", busyboxTestImage(t))
+	if _, err := h.Images.PullImage(context.Background(), spec(busyboxRef), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return h, reg
+}
+
+// busyboxTestImage is the image of busyboxRef: busybox and husktest.
+func busyboxTestImage(t testing.TB) v1.Image {
+	t.Helper()
 	bb, err := images.BusyboxPath()
 	if err != nil {
 		t.Skip(err)
@@ -35,14 +46,9 @@ func ctrHuskd(t testing.TB, extraConfig string) (*huskdtest.Huskd, *images.Regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := images.Image(images.Config{Cmd: []string{"sh"}},
+	return images.Image(images.Config{Cmd: []string{"sh"}},
 		images.Layer(files...),
 		images.Layer(images.File{Name: "usr/bin/husktest", Body: images.TestBinary(t), Mode: 0o755}))
-	reg.Push(t, "e2e-test-images/busybox:1.29-2", img)
-	if _, err := h.Images.PullImage(context.Background(), spec(busyboxRef), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	return h, reg
 }
 
 // podWithLogs runs a pod whose log directory is a temp dir of the test.
