@@ -10,6 +10,7 @@ import (
 	"net/http"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,8 @@ import (
 type PullOptions struct {
 	// HostsDir is the hosts.toml directory ([registry] config_path).
 	HostsDir string
-	// ProgressTimeout fails a pull that receives no byte for this long.
+	// ProgressTimeout fails a pull that waits this long on the network
+	// without receiving a byte (time spent unpacking does not count).
 	ProgressTimeout time.Duration
 	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
 	MaxConcurrentDownloads int
@@ -128,17 +130,57 @@ func (e errNoProgress) Error() string {
 	return fmt.Sprintf("no progress for %s (%d of %d bytes received)", e.after, e.done, e.total)
 }
 
-// progress counts the bytes a pull receives, cancels it when none arrive
-// for the timeout, and logs how far it is at V(2).
+// progress counts the bytes a pull receives and cancels it when it waits
+// on the network for the timeout without one; it logs how far it is at
+// V(2).
+//
+// Only time spent waiting on the network counts (cri-o#8760): while no
+// request is in flight the pull is working on what it received, writing
+// blobs and unpacking layers, which can take longer than the timeout for
+// a large layer of many files without anything being stalled; a layer
+// fetched after such an unpack must not be cancelled for it. The clock
+// starts when a request goes out with none other in flight, and every
+// response byte restarts it.
 type progress struct {
 	done, total atomic.Int64
-	last        atomic.Int64 // unix nanos of the last byte
+	last        atomic.Int64 // unix nanos of the last byte, or of the start of the wait
+
+	mu       sync.Mutex
+	inFlight int // requests sent whose responses are not read to the end or closed
 }
 
 func (p *progress) add(n int) {
 	p.done.Add(int64(n))
 	metrics.ImagePullBytes.Add(float64(n))
 	p.last.Store(time.Now().UnixNano())
+}
+
+// begin records a request going out: the pull waits on the network.
+func (p *progress) begin() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlight == 0 {
+		p.last.Store(time.Now().UnixNano())
+	}
+	p.inFlight++
+}
+
+// end records a request done with: its response read or closed, or the
+// request failed.
+func (p *progress) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight--
+}
+
+// idle says how long the pull has waited on the network without a byte.
+func (p *progress) idle(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlight == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, p.last.Load()))
 }
 
 func (p *Puller) watch(ctx context.Context, cancel context.CancelCauseFunc, ref Ref, pr *progress) {
@@ -150,8 +192,7 @@ func (p *Puller) watch(ctx context.Context, cancel context.CancelCauseFunc, ref 
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			idle := now.Sub(time.Unix(0, pr.last.Load()))
-			if idle >= p.opts.ProgressTimeout {
+			if pr.idle(now) >= p.opts.ProgressTimeout {
 				cancel(errNoProgress{p.opts.ProgressTimeout, pr.done.Load(), pr.total.Load()})
 				return
 			}
@@ -163,32 +204,54 @@ func (p *Puller) watch(ctx context.Context, cancel context.CancelCauseFunc, ref 
 	}
 }
 
-// countingTransport feeds every response body byte to a progress.
+// countingTransport feeds every response body byte to a progress, and
+// tells it which requests are in flight.
 type countingTransport struct {
 	next http.RoundTripper
 	pr   *progress
 }
 
 func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.pr.begin()
 	resp, err := t.next.RoundTrip(r)
-	if err == nil {
-		t.pr.add(0) // headers count as progress
-		resp.Body = countingBody{resp.Body, t.pr}
+	if err != nil {
+		t.pr.end()
+		return nil, err
 	}
+	t.pr.add(0) // headers count as progress
+	resp.Body = &countingBody{ReadCloser: resp.Body, pr: t.pr}
 	return resp, err
 }
 
+// countingBody counts what is read from a response body and ends its
+// request when the body is read to the end, fails, or is closed: what the
+// pull does with the bytes next is not waiting on the network.
 type countingBody struct {
 	io.ReadCloser
-	pr *progress
+	pr    *progress
+	ended atomic.Bool
 }
 
-func (b countingBody) Read(p []byte) (int, error) {
+func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.pr.add(n)
 	}
+	if err != nil {
+		b.end()
+	}
 	return n, err
+}
+
+func (b *countingBody) Close() error {
+	b.end()
+	return b.ReadCloser.Close()
+}
+
+func (b *countingBody) end() {
+	if b.ended.CompareAndSwap(false, true) {
+		b.pr.end()
+	}
 }
 
 func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (id string, err error) {
@@ -205,7 +268,6 @@ func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (i
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pr := &progress{}
-	pr.last.Store(start.UnixNano())
 	go p.watch(ctx, cancel, ref, pr)
 
 	hs, err := hosts.Lookup(p.opts.HostsDir, ref.Domain())

@@ -104,7 +104,7 @@ type CNIConfig struct {
 
 // ImageConfig is the [image] table.
 type ImageConfig struct {
-	ProgressTimeout        Duration `toml:"progress_timeout" json:"progress_timeout" comment:"A pull that receives no byte for this long fails."`
+	ProgressTimeout        Duration `toml:"progress_timeout" json:"progress_timeout" comment:"A pull that waits this long on the registry without receiving a byte fails (time spent unpacking does not count)."`
 	MaxConcurrentDownloads int      `toml:"max_concurrent_downloads" json:"max_concurrent_downloads" comment:"Layers one pull fetches at once."`
 	// A registry or an image's author is not trusted: a small compressed
 	// layer can expand to fill the disk or the inode table.
