@@ -128,7 +128,12 @@ func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	if err != nil {
 		return fmt.Errorf("removing container %s: %w", c.ID, err)
 	}
-	if err := m.removeFiles(c); err != nil {
+	// No exit is written into the record while it is removed, nor after.
+	e.recordMu.Lock()
+	err = m.removeFiles(c)
+	e.unrecorded = err == nil
+	e.recordMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("removing container %s: %w", c.ID, err)
 	}
 	e.removed = true
@@ -199,8 +204,8 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, res *runtime.L
 	if err != nil {
 		return fmt.Errorf("updating container %s: %w", c.ID, err)
 	}
-	next := e.update(func(x *Container) { x.Resources = mergeResources(x.Resources, res) })
-	return writeRecord(m.dir(c.ID), next)
+	e.update(func(x *Container) { x.Resources = mergeResources(x.Resources, res) })
+	return m.saveRecord(e)
 }
 
 // mergeResources is what ContainerStatus reports after an update: the new

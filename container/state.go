@@ -60,12 +60,27 @@ type entry struct {
 
 	// nriStop tells NRI plugins of the container's stop once (nriStop).
 	nriStop sync.Once
+
+	// recordMu orders the writes of the container's record, each of the
+	// state published when it is written, so that the last one written
+	// holds the latest (saveRecord).
+	recordMu sync.Mutex
+	// savedExit is the exit the record holds, zero before; unrecorded: the
+	// record is removed, and not written again. recordMu guards both.
+	savedExit  shimapi.ContainerState
+	unrecorded bool
+	// saveExit writes the record once the container has exited or its
+	// exit changed (Manager.saveExit); nil: never.
+	saveExit func(*entry)
 }
 
 // newEntry is the entry of a container found or made; the manager hears of
 // its changes of status.
 func (m *Manager) newEntry(c *Container) *entry {
-	e := &entry{changed: m.statusChanged}
+	e := &entry{changed: m.statusChanged, saveExit: m.saveExit}
+	if c.State.Status == shimapi.StatusExited {
+		e.savedExit = c.State // read from the record, or about to be written in it
+	}
 	e.cur.Store(c)
 	return e
 }
@@ -73,8 +88,18 @@ func (m *Manager) newEntry(c *Container) *entry {
 // update publishes a copy of the current container changed by fn, and
 // returns it. It is the only writer of cur: fn sees the state as it is,
 // so no change is lost to another made meanwhile (a shim snapshot against
-// Stop's reply, or against UpdateResources' new resources).
+// Stop's reply, or against UpdateResources' new resources). An exit is
+// written to the record before update returns, out of statusMu: a
+// snapshot of the pod's other containers need not wait for the disk.
 func (e *entry) update(fn func(*Container)) *Container {
+	c := e.publish(fn)
+	if c.State.Status == shimapi.StatusExited && e.saveExit != nil {
+		e.saveExit(e)
+	}
+	return c
+}
+
+func (e *entry) publish(fn func(*Container)) *Container {
 	e.statusMu.Lock()
 	defer e.statusMu.Unlock()
 	old := e.cur.Load()
@@ -85,6 +110,43 @@ func (e *entry) update(fn func(*Container)) *Container {
 		e.changed(old, &c)
 	}
 	return &c
+}
+
+// saveExit writes the container's record when the exit it holds is not
+// the one published: the pod's state directory, where the shim keeps
+// it, does not survive a reboot. A record that cannot be written leaves
+// the exit in memory; a reboot before the next write loses it, and the
+// container reports an Unknown exit after it.
+func (m *Manager) saveExit(e *entry) {
+	e.recordMu.Lock()
+	defer e.recordMu.Unlock()
+	c := e.cur.Load()
+	if e.unrecorded || c.State.Status != shimapi.StatusExited || c.State == e.savedExit {
+		return
+	}
+	if err := writeRecord(m.dir(c.ID), c); err != nil {
+		klog.ErrorS(err, "Recording the exit of a container", "containerID", c.ID, "podSandboxID", c.PodID)
+		return
+	}
+	e.savedExit = c.State
+}
+
+// saveRecord writes the container's record from its published state,
+// after a change of what it was created with (UpdateResources).
+func (m *Manager) saveRecord(e *entry) error {
+	e.recordMu.Lock()
+	defer e.recordMu.Unlock()
+	if e.unrecorded {
+		return nil
+	}
+	c := e.cur.Load()
+	if err := writeRecord(m.dir(c.ID), c); err != nil {
+		return err
+	}
+	if c.State.Status == shimapi.StatusExited {
+		e.savedExit = c.State
+	}
+	return nil
 }
 
 // EventType is a step of a container's life that the event handler hears
@@ -177,8 +239,8 @@ type UnseenExit struct {
 // unknownExit records that a container ended where nobody saw it, unless
 // its exit is known already: the one declared before if there is one
 // (c.UnseenExit, from the record), else one declared now. It returns true
-// when it declared one now, which the caller must write to the record
-// (Manager.declareExit) so that a restart shows the same exit and time.
+// when it declared one now; update writes it to the record, as any exit,
+// so that a restart shows the same exit and time.
 func unknownExit(c *Container, why string) bool {
 	if c.State.Status == shimapi.StatusExited {
 		return false
@@ -196,19 +258,12 @@ func unknownExit(c *Container, why string) bool {
 	return declared
 }
 
-// declareExit applies fn to the container, and writes the record when fn
-// declared an unseen exit (fn returns unknownExit's answer). A record that
-// cannot be written leaves the exit in memory: the next restart declares
-// it again, at its own time.
+// declareExit applies fn to the container; update writes the record when
+// fn declared an unseen exit (fn returns unknownExit's answer), as for
+// any exit. A record that cannot be written leaves the exit in memory:
+// the next restart declares it again, at its own time.
 func (m *Manager) declareExit(e *entry, fn func(x *Container) bool) {
-	declared := false
-	next := e.update(func(x *Container) { declared = fn(x) })
-	if !declared {
-		return
-	}
-	if err := writeRecord(m.dir(next.ID), next); err != nil {
-		klog.ErrorS(err, "Recording the exit of a container nobody saw end", "containerID", next.ID, "podSandboxID", next.PodID)
-	}
+	e.update(func(x *Container) { fn(x) })
 }
 
 var statusRank = map[string]int{shimapi.StatusCreated: 1, shimapi.StatusRunning: 2, shimapi.StatusExited: 3}

@@ -116,6 +116,19 @@ func (m *Manager) Recover(ctx context.Context) error {
 	return nil
 }
 
+// reasonRebooted is why a pod is not ready when its state directory is
+// gone: the state is on tmpfs, which only a reboot (or an operator)
+// empties, and every process of the pod went with it.
+const reasonRebooted = "the pod's state directory is gone, with its processes: the node rebooted"
+
+// goneReason is why a pod whose shim is gone is no longer ready.
+func (m *Manager) goneReason(id string) string {
+	if _, err := os.Stat(m.stateDir(id)); errors.Is(err, os.ErrNotExist) {
+		return reasonRebooted
+	}
+	return errShimGone.Error()
+}
+
 // reconnectTimeout bounds one attempt to dial a shim and get its answer.
 // A shim answers Info in well under a millisecond; a restart waits this
 // long for one that does not.
@@ -139,7 +152,7 @@ func (m *Manager) reconnect(ctx context.Context, p *pod) {
 	case err == nil:
 		return
 	case errors.Is(err, errShimGone):
-		m.shimGone(p, errShimGone.Error())
+		m.shimGone(p, m.goneReason(p.id))
 		return
 	}
 	klog.ErrorS(err, "Shim does not answer; keeping the pod as it was and asking again", "podSandboxID", p.id)
@@ -172,7 +185,7 @@ func (m *Manager) keepAsking(ctx context.Context, p *pod) {
 		case err == nil:
 			return
 		case errors.Is(err, errShimGone):
-			m.shimGone(p, errShimGone.Error())
+			m.shimGone(p, m.goneReason(p.id))
 			return
 		}
 	}

@@ -569,3 +569,68 @@ func Cmdline(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return string(bytes.TrimSpace(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
 }
+
+// Reboot does to this huskd's node what a reboot does, as far as a test
+// can without rebooting: huskd and every shim, pause and container
+// process of its pods are killed with SIGKILL (waited for until none is
+// alive), every mount under the test's directory is lost (the pods'
+// namespace pins, /dev/shm, rootfs overlays), the state directory (tmpfs
+// in production) is emptied, and the pods' cgroups, under huskd's default
+// cgroup parent, are removed. The root survives, as a disk does. Launch
+// starts huskd again.
+//
+// What it cannot do: the kernel, the bridge, iptables rules and the CNI
+// plugins' files outside the root survive; the pods' network namespaces
+// go only as the kernel frees them once nothing holds them.
+func (h *Huskd) Reboot() {
+	h.t.Helper()
+	h.Kill()
+	Eventually(h.t, 30*time.Second, "every process of the pods dies", func() bool {
+		ps := h.Processes()
+		for _, p := range ps {
+			pid, _ := strconv.Atoi(strings.Fields(p)[0])
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return len(ps) == 0
+	})
+	ms := mountsUnder(h.Dir)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(ms[i], syscall.MNT_DETACH); err != nil {
+			h.t.Fatalf("unmounting %s: %v", ms[i], err)
+		}
+	}
+	entries, err := os.ReadDir(h.State)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(h.State, e.Name())); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if h.DefaultCgroupParent == "" {
+		h.t.Fatal("Reboot needs huskd's default cgroup parent, which holds the pods' cgroups")
+	}
+	for _, d := range CgroupDirs(h.DefaultCgroupParent) {
+		if err := removeCgroupTree(d); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// removeCgroupTree removes the cgroup directory d and every one under it,
+// deepest first: each must be empty of processes.
+func removeCgroupTree(d string) error {
+	entries, err := os.ReadDir(d)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeCgroupTree(filepath.Join(d, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return os.Remove(d)
+}
