@@ -114,8 +114,10 @@ func Build(in Inputs) (map[string]v1.Image, error) {
 			// file, so its ID differs.
 			{Name: "etc/agnhost-tag", Body: []byte(tag + "\n")},
 		}
-		// curl: the suite execs it in agnhost pods (node-to-pod checks).
-		return with([]string{"/usr/bin/curl"}, append(files, registry...)...)
+		// curl and bash, alpine's in upstream's image: the suite execs
+		// curl in agnhost pods (node-to-pod checks), and the probe specs
+		// run their container's script with /bin/bash.
+		return with([]string{"/usr/bin/curl", "/bin/bash"}, append(files, registry...)...)
 	}
 	agnhostConfig := images.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
 		ExposedPorts: []string{"80/tcp", "8080/tcp", "8081/tcp", "9376/tcp", "5000/tcp"}}

@@ -64,7 +64,7 @@ func TestBuild(t *testing.T) {
 		passwdHas       string
 	}{
 		{name: "agnhost:2.66.1", entrypoint: "/agnhost", cmd: "pause",
-			files:     map[string]int64{"agnhost": 0o755, "usr/bin/curl": 0o755, "localhost.crt": 0o644, "localhost.key": 0o644, "bin/sh": 0o755, "uploads": 0o755, "var/registry/pause/manifests/testing": 0o644},
+			files:     map[string]int64{"agnhost": 0o755, "usr/bin/curl": 0o755, "bin/bash": 0o755, "localhost.crt": 0o644, "localhost.key": 0o644, "bin/sh": 0o755, "uploads": 0o755, "var/registry/pause/manifests/testing": 0o644},
 			passwdHas: "user-defined-in-image:x:1000:"},
 		{name: "agnhost:2.55", entrypoint: "/agnhost", cmd: "pause", files: map[string]int64{"agnhost": 0o755}},
 		{name: "busybox:1.37.0-2", cmd: "sh", files: map[string]int64{"bin/sh": 0o755, "bin/sleep": 0o755, "bin/nmeter": 0o755, "bin/top": 0o755}},

@@ -219,3 +219,20 @@ func TestPrograms(t *testing.T) {
 		t.Errorf("sample-device-plugin: %v", err)
 	}
 }
+
+// The ratchet file lists only spec names of the suite, each once, in
+// order.
+func TestExpectedFile(t *testing.T) {
+	names, err := ginkgoreport.ReadExpected("../node-e2e-expected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		if !strings.HasPrefix(n, "[sig-") {
+			t.Errorf("%q is not a node e2e spec name", n)
+		}
+		if i > 0 && names[i-1] >= n {
+			t.Errorf("%q comes after %q: the file is sorted, each name once", n, names[i-1])
+		}
+	}
+}
