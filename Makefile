@@ -149,7 +149,7 @@ node-e2e: node-e2e-build
 	./scripts/kubelet.sh
 	$(TEST_ENV) $(NODE_E2E_ENV) $(GO) test -count=1 -v -timeout 3h -run '^TestNodeE2E$$' ./conformance/kubelet/
 
-# The subset `make test` runs (~8 minutes): the selection without the spec
+# The subset `make test` runs (13 minutes here): the selection without the spec
 # groups that mostly wait out probes, restarts and grace periods (probes,
 # device plugin failures, mirror pods, sleep hooks) and the two that need
 # what this host lacks (the Summary API's system containers and PSI;
