@@ -41,7 +41,7 @@ func TestEndSpan(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range ended[0].Attributes() {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["podSandboxID"] != "p1" || attrs["rpc.grpc.status_code"] != strconv.Itoa(int(tc.code)) {
 			t.Errorf("%s: attributes %v", tc.code, attrs)
