@@ -22,6 +22,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/cgroups"
@@ -245,6 +246,19 @@ func isSlice(p string) bool {
 	return err == nil && exp == p
 }
 
+// setMu serialises writing limits: the cgroupfs controllers of
+// github.com/opencontainers/cgroups are package-level values that keep
+// what they detect (blkio's weight file names) without a lock, made for
+// runc's one call per process; huskd sets pods' limits from concurrent
+// calls (a data race under TestParallelRunPodSandbox).
+var setMu sync.Mutex
+
+func set(m cgroups.Manager, r *cgroups.Resources) error {
+	setMu.Lock()
+	defer setMu.Unlock()
+	return m.Set(r)
+}
+
 // Make creates the cgroup at p (a pod's, PodCgroup) with no process in
 // it and the limits r.
 func Make(p string, r *cgroups.Resources) error {
@@ -255,7 +269,7 @@ func Make(p string, r *cgroups.Resources) error {
 	if err := m.Apply(-1); err != nil {
 		return fmt.Errorf("creating cgroup %s: %w", p, err)
 	}
-	if err := m.Set(r); err != nil {
+	if err := set(m, r); err != nil {
 		return fmt.Errorf("setting the limits of cgroup %s: %w", p, err)
 	}
 	return nil
@@ -269,7 +283,7 @@ func Set(p string, r *cgroups.Resources) error {
 	if err != nil {
 		return err
 	}
-	return m.Set(r)
+	return set(m, r)
 }
 
 // Undo is what takes a cgroup whose limits were old back from next, which
