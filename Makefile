@@ -64,7 +64,8 @@ install: build
 # Every test CI runs: table tests; integration and end-to-end tests that
 # start real huskds (as root) from ./bin and drive them as crictl does; a
 # real kubelet (built by scripts/kubelet.sh: ~5 minutes the first time,
-# seconds after) running a static pod; and critest.
+# seconds after) running a static pod; critest; the node e2e suite's subset
+# (node-e2e-quick); and the cgroup v2 VM (test-cgroupv2).
 TEST_ENV := HUSK_BIN=$(CURDIR)/$(BIN) HUSK_CRICTL=$(TOOLS)/bin/crictl HUSK_BUSYBOX=$(TOOLS)/busybox/bin/busybox HUSK_CRITEST=$(TOOLS)/bin/critest HUSK_KUBELET=$(TOOLS)/bin/kubelet HUSK_APPARMOR=$(TOOLS)/apparmor
 
 # The unit tests run under the race detector; the integration tests once,
