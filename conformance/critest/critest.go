@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -149,14 +148,7 @@ func Serve(t testing.TB) (*images.Registry, string) {
 		t.Fatal(err)
 	}
 	reg := images.StartRegistry(t)
-	names := make([]string, 0, len(imgs))
-	for n := range imgs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		reg.Push(t, n, imgs[n])
-	}
+	reg.PushAll(t, imgs, "")
 	return reg, reg.MirrorConfig(t, Registries...)
 }
 

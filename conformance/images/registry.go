@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -282,6 +283,20 @@ func (r *Registry) Push(t testing.TB, pathTag string, img v1.Image) {
 	}
 	if err := remote.Write(ref, img, r.auth()...); err != nil {
 		t.Fatalf("pushing %s: %v", pathTag, err)
+	}
+}
+
+// PushAll stores every image of imgs, named by its key less prefix (a
+// registry's host and slash, or ""), in name order.
+func (r *Registry) PushAll(t testing.TB, imgs map[string]v1.Image, prefix string) {
+	t.Helper()
+	names := make([]string, 0, len(imgs))
+	for n := range imgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r.Push(t, strings.TrimPrefix(n, prefix), imgs[n])
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -351,14 +350,7 @@ func serveNodeE2EImages(t *testing.T) string {
 		t.Fatal(err)
 	}
 	reg := images.StartRegistry(t)
-	names := make([]string, 0, len(imgs))
-	for n := range imgs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		reg.Push(t, strings.TrimPrefix(n, "registry.k8s.io/"), imgs[n])
-	}
+	reg.PushAll(t, imgs, "registry.k8s.io/")
 	// containerd's sandbox image (containerdtest's sandbox_image): husk
 	// needs none.
 	reg.Push(t, "pause:3.9", imgs["registry.k8s.io/pause:3.10.2"])
