@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	goruntime "runtime"
@@ -303,8 +304,9 @@ func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (i
 			msg += " (" + withheld + ")"
 		}
 		errs = append(errs, h.String()+": "+msg)
-		// A verified layer over the limits is the same from every host.
-		if ctx.Err() != nil || errors.Is(err, layer.ErrLimit) {
+		// A verified layer over the limits is the same from every host,
+		// and so is a full disk.
+		if ctx.Err() != nil || errors.Is(err, layer.ErrLimit) || errdefs.NoSpace(err) {
 			break
 		}
 	}
@@ -337,7 +339,11 @@ func classify(err error, h hosts.Host) error {
 	var np errNoProgress
 	var nerr net.Error
 	var clear errCleartext
+	var local *fs.PathError
 	switch {
+	case errdefs.NoSpace(err):
+		// This node's disk, not the registry: no host would do better.
+		return fmt.Errorf("%w: %v", errdefs.ErrResourceExhausted, err)
 	case errors.As(err, &clear):
 		return errdefs.FailedPrecondition("%v", err)
 	case errors.As(err, &np):
@@ -361,7 +367,9 @@ func classify(err error, h hosts.Host) error {
 				return fmt.Errorf("%w: %v", errdefs.ErrPermissionDenied, err)
 			}
 		}
-	case errors.Is(err, ErrDigestMismatch):
+	case errors.Is(err, ErrDigestMismatch), errors.As(err, &local):
+		// A file of the store (a *fs.PathError is a net.Error too: it has
+		// Timeout) is not the registry's.
 		return err
 	case errors.As(err, &nerr), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
 		return fmt.Errorf("%w: registry %s unreachable: %v", errdefs.ErrUnavailable, h, err)

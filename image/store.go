@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,6 +80,17 @@ type index struct {
 
 const indexVersion = 1
 
+func (x *index) clone() *index {
+	c := &index{Version: x.Version, Images: make(map[string]*Image, len(x.Images)), Layers: maps.Clone(x.Layers), Leases: make(map[string][]string, len(x.Leases))}
+	for id, img := range x.Images {
+		c.Images[id] = img.clone()
+	}
+	for owner, chains := range x.Leases {
+		c.Leases[owner] = slices.Clone(chains)
+	}
+	return c
+}
+
 // Store keeps blobs, unpacked layers and image records. Its methods are
 // safe for concurrent use.
 type Store struct {
@@ -128,7 +140,7 @@ func OpenStore(dir string) (*Store, error) {
 		}
 	}
 	s.mu.Lock()
-	trash := s.collectLocked()
+	trash := s.moveToTrash(s.unusedLocked())
 	s.mu.Unlock()
 	removeAll(trash)
 	return s, nil
@@ -155,7 +167,31 @@ func (s *Store) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return renameio.WriteFile(s.indexPath(), b, 0o600)
+	if err := renameio.WriteFile(s.indexPath(), b, 0o600); err != nil {
+		return fmt.Errorf("writing the image index: %w", err)
+	}
+	return nil
+}
+
+// updateLocked changes the index and writes it out as one step. When the
+// write fails (a full disk) the index in memory is put back as it was:
+// memory never holds a record the disk lacks, so a pull or a lease that
+// failed leaves nothing behind. With collect, what the changed index no
+// longer holds is moved to tmp/ only after that index is written, never
+// content the index on disk still names; the caller deletes the returned
+// paths outside the lock.
+func (s *Store) updateLocked(collect bool, change func()) (trash []string, err error) {
+	prev := s.idx.clone()
+	change()
+	var unused []string
+	if collect {
+		unused = s.unusedLocked()
+	}
+	if err := s.saveLocked(); err != nil {
+		s.idx = prev
+		return nil, err
+	}
+	return s.moveToTrash(unused), nil
 }
 
 // validDigest says whether d is a digest the store can hold: a valid
@@ -324,27 +360,29 @@ func decompress(r *bufio.Reader) (io.Reader, func(), error) {
 func (s *Store) Commit(img *Image, ref Ref, repoDigest string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.idx.Images[img.ID]
-	if !ok {
-		cur = img.clone()
-		cur.RepoTags, cur.RepoDigests = nil, nil
-		s.idx.Images[img.ID] = cur
-	}
-	if tag := ref.TagString(); tag != "" {
-		for _, other := range s.idx.Images {
-			if other != cur {
-				other.RepoTags = slices.DeleteFunc(other.RepoTags, func(t string) bool { return t == tag })
+	_, err := s.updateLocked(false, func() {
+		cur, ok := s.idx.Images[img.ID]
+		if !ok {
+			cur = img.clone()
+			cur.RepoTags, cur.RepoDigests = nil, nil
+			s.idx.Images[img.ID] = cur
+		}
+		if tag := ref.TagString(); tag != "" {
+			for _, other := range s.idx.Images {
+				if other != cur {
+					other.RepoTags = slices.DeleteFunc(other.RepoTags, func(t string) bool { return t == tag })
+				}
+			}
+			if !slices.Contains(cur.RepoTags, tag) {
+				cur.RepoTags = append(cur.RepoTags, tag)
 			}
 		}
-		if !slices.Contains(cur.RepoTags, tag) {
-			cur.RepoTags = append(cur.RepoTags, tag)
+		if repoDigest != "" && !slices.Contains(cur.RepoDigests, repoDigest) {
+			cur.RepoDigests = append(cur.RepoDigests, repoDigest)
 		}
-	}
-	if repoDigest != "" && !slices.Contains(cur.RepoDigests, repoDigest) {
-		cur.RepoDigests = append(cur.RepoDigests, repoDigest)
-	}
-	cur.Pulled = img.Pulled
-	if err := s.saveLocked(); err != nil {
+		cur.Pulled = img.Pulled
+	})
+	if err != nil {
 		return err
 	}
 	// Make the unpacked layers and the index durable before kubelet is told
@@ -434,24 +472,24 @@ func (s *Store) Remove(spec string) error {
 		s.mu.Unlock()
 		return err
 	}
-	delete(s.idx.Images, img.ID)
-	trash := s.collectLocked()
-	err = s.saveLocked()
+	trash, err := s.updateLocked(true, func() { delete(s.idx.Images, img.ID) })
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	removeAll(trash)
 	klog.InfoS("Image removed", "image", img.ID, "reference", spec, "tags", img.RepoTags)
-	return err
+	return nil
 }
 
 // Collect deletes blobs and layers that no image, lease or pull in flight
 // holds: what a failed pull fetched.
 func (s *Store) Collect() {
 	s.mu.Lock()
-	trash := s.collectLocked()
-	err := s.saveLocked()
+	trash, err := s.updateLocked(true, func() {})
 	s.mu.Unlock()
 	if err != nil {
-		klog.ErrorS(err, "Saving the image index")
+		klog.ErrorS(err, "Collecting unused image content")
 	}
 	removeAll(trash)
 }
@@ -471,8 +509,10 @@ func (s *Store) Lease(owner, imageID string) ([]string, error) {
 		chains = append(chains, l.ChainID)
 		dirs = append(dirs, s.LayerDir(l.ChainID))
 	}
-	s.idx.Leases[owner] = chains
-	return dirs, s.saveLocked()
+	if _, err := s.updateLocked(false, func() { s.idx.Leases[owner] = chains }); err != nil {
+		return nil, err
+	}
+	return dirs, nil
 }
 
 // Release ends owner's lease; layers nothing else holds are deleted.
@@ -482,18 +522,15 @@ func (s *Store) Release(owner string) error {
 		s.mu.Unlock()
 		return nil
 	}
-	delete(s.idx.Leases, owner)
-	trash := s.collectLocked()
-	err := s.saveLocked()
+	trash, err := s.updateLocked(true, func() { delete(s.idx.Leases, owner) })
 	s.mu.Unlock()
 	removeAll(trash)
 	return err
 }
 
-// collectLocked finds blobs and layers that no image, lease or pull in
-// flight holds, drops them from the index and moves them to the store's
-// tmp directory; the caller deletes what it returns outside the lock.
-func (s *Store) collectLocked() (trash []string) {
+// unusedLocked finds blobs and layers that no image, lease or pull in
+// flight holds, drops them from the index and returns their paths.
+func (s *Store) unusedLocked() (unused []string) {
 	usedBlobs, usedLayers := map[string]bool{}, map[string]bool{}
 	for _, img := range s.idx.Images {
 		for _, d := range []string{img.ID, img.Manifest, img.Index} {
@@ -509,14 +546,7 @@ func (s *Store) collectLocked() (trash []string) {
 			usedLayers[c] = true
 		}
 	}
-	move := func(p string) {
-		dst := filepath.Join(s.dir, "tmp", "trash-"+randomHex())
-		if err := os.Rename(p, dst); err == nil {
-			trash = append(trash, dst)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			klog.ErrorS(err, "Removing unused image content", "path", p)
-		}
-	}
+	move := func(p string) { unused = append(unused, p) }
 	for chain := range s.idx.Layers {
 		if !usedLayers[chain] && s.pending[chain] == 0 {
 			delete(s.idx.Layers, chain)
@@ -537,6 +567,20 @@ func (s *Store) collectLocked() (trash []string) {
 		d := "sha256:" + e.Name()
 		if !usedBlobs[d] && s.pending[d] == 0 {
 			move(s.blobPath(d))
+		}
+	}
+	return unused
+}
+
+// moveToTrash moves paths into the store's tmp directory (a rename takes
+// no space), whence the caller deletes them outside the lock.
+func (s *Store) moveToTrash(paths []string) (trash []string) {
+	for _, p := range paths {
+		dst := filepath.Join(s.dir, "tmp", "trash-"+randomHex())
+		if err := os.Rename(p, dst); err == nil {
+			trash = append(trash, dst)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			klog.ErrorS(err, "Removing unused image content", "path", p)
 		}
 	}
 	return trash

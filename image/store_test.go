@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -211,5 +212,66 @@ func TestStoreOpenCleansUp(t *testing.T) {
 	}
 	if _, err := s2.Resolve(keep.ID); err != nil || !s2.HasBlob(keep.Layers[0].Digest) {
 		t.Errorf("the committed image lost something: %v", err)
+	}
+}
+
+// When the index cannot be written (a full disk), the change is undone in
+// memory too, and nothing the index on disk names is deleted: a failed
+// pull lists no image, a failed lease holds no layer, a failed removal
+// keeps the image whole.
+func TestStoreFailedWriteChangesNothing(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := fakeImage(t, s, "registry.k8s.io/app:v1", "config a", "layer a")
+	onDisk, err := os.ReadFile(s.indexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The index's path becomes a directory that is not empty: the write's
+	// final rename fails, as a write on a full disk would.
+	if err := os.Remove(s.indexPath()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.indexPath(), "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	r, _ := ParseRef("registry.k8s.io/app:v2")
+	b := &Image{ID: digestOf([]byte("config b")), Manifest: digestOf([]byte("manifest b")), Pulled: time.Now()}
+	if err := s.Commit(b, r, ""); err == nil {
+		t.Error("Commit succeeded without writing the index")
+	}
+	if _, err := s.Resolve("registry.k8s.io/app:v2"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the image whose commit failed resolves: %v", err)
+	}
+	if _, err := s.Lease("c1", a.ID); err == nil {
+		t.Error("Lease succeeded without writing the index")
+	}
+	if err := s.Remove(a.ID); err == nil {
+		t.Error("Remove succeeded without writing the index")
+	}
+	if _, err := s.Resolve(a.ID); err != nil {
+		t.Errorf("the image whose removal failed is gone: %v", err)
+	}
+	if !s.HasBlob(a.ID) {
+		t.Error("a failed removal deleted the image's config")
+	}
+	if _, err := os.Stat(s.LayerDir(a.Layers[0].ChainID)); err != nil {
+		t.Errorf("a failed removal deleted the image's layer: %v", err)
+	}
+
+	// Once the index can be written again, memory is what the disk says.
+	if err := os.RemoveAll(s.indexPath()); err != nil {
+		t.Fatal(err)
+	}
+	s.Collect()
+	again, err := os.ReadFile(s.indexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, onDisk) {
+		t.Errorf("the index after the failed writes:\n%s\nwant the one before them:\n%s", again, onDisk)
 	}
 }

@@ -222,6 +222,12 @@ func (w *LogWriter) writeRecord(stream string, partial bool, content []byte) {
 		return
 	}
 	w.torn = false
+	if w.failing {
+		// Space was freed: say how much was lost, so that the gap in the
+		// log has an explanation next to it.
+		w.failing = false
+		klog.InfoS("Writing container log again", "path", w.path, "dropped", w.dropped.Load())
+	}
 	if w.counts != nil {
 		w.counts.add(n)
 	}

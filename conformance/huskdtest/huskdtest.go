@@ -159,6 +159,16 @@ func configValue(args []string, key string) string {
 // left, no mount, cgroup, process or directory of its pods.
 func Start(t testing.TB, args ...string) *Huskd {
 	t.Helper()
+	h := Prepare(t, args...)
+	h.Launch()
+	return h
+}
+
+// Prepare is Start without the start: the test may change Root (to a
+// filesystem of its own, mounted before Prepare so that its unmount runs
+// after huskd's cleanup) before it calls Launch.
+func Prepare(t testing.TB, args ...string) *Huskd {
+	t.Helper()
 	bin := Bin(t)
 	// Short: shim sockets live at <state>/pods/<64 hex>/shim.sock and a
 	// socket path holds at most 107 bytes.
@@ -185,7 +195,6 @@ func Start(t testing.TB, args ...string) *Huskd {
 		Args: args,
 	}
 	t.Cleanup(h.cleanup)
-	h.Launch()
 	return h
 }
 

@@ -67,6 +67,10 @@ func Unavailable(format string, args ...any) error {
 	return errkind.Errorf(ErrUnavailable, format, args...)
 }
 
+// NoSpace says whether err is the kernel's ENOSPC or EDQUOT, which Code
+// makes ResourceExhausted.
+func NoSpace(err error) bool { return errkind.NoSpace(err) }
+
 // Code is the gRPC code for err: the kind it wraps, or the context error it
 // wraps, or Unknown.
 func Code(err error) codes.Code {
@@ -95,7 +99,7 @@ func Code(err error) codes.Code {
 		return codes.PermissionDenied
 	case errors.Is(err, ErrDeadline):
 		return codes.DeadlineExceeded
-	case errors.Is(err, ErrResourceExhausted):
+	case errors.Is(err, ErrResourceExhausted), errkind.NoSpace(err):
 		return codes.ResourceExhausted
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded

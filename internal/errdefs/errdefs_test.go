@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -30,6 +33,9 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("x: %w", ErrDeadline), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", ErrResourceExhausted), codes.ResourceExhausted},
 		{ResourceExhausted("layer over max_layer_bytes"), codes.ResourceExhausted},
+		{&fs.PathError{Op: "write", Path: "/var/lib/husk/images/tmp/blob", Err: syscall.ENOSPC}, codes.ResourceExhausted},
+		{fmt.Errorf("writing the image index: %w", &os.LinkError{Op: "rename", Err: syscall.EDQUOT}), codes.ResourceExhausted},
+		{&fs.PathError{Op: "write", Err: syscall.EIO}, codes.Unknown},
 		{errors.New("x"), codes.Unknown},
 	}
 	for _, c := range cases {

@@ -41,7 +41,8 @@ func EncodeError(err error) error {
 		return nil
 	}
 	for _, k := range wireKinds {
-		if errors.Is(err, k.kind) || (k.kind == errkind.Deadline && errors.Is(err, context.DeadlineExceeded)) {
+		if errors.Is(err, k.kind) || (k.kind == errkind.Deadline && errors.Is(err, context.DeadlineExceeded)) ||
+			(k.kind == errkind.ResourceExhausted && errkind.NoSpace(err)) {
 			return errors.New("[" + k.name + "] " + err.Error())
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/rpc"
 	"net/rpc/jsonrpc"
+	"syscall"
 	"testing"
 
 	"github.com/huskrt/husk/internal/errdefs/errkind"
@@ -30,6 +32,7 @@ func TestErrorRoundTrip(t *testing.T) {
 		{"timed out", errkind.Errorf(errkind.Deadline, "container c1 still runs 10s after SIGKILL"), errkind.Deadline, "container c1 still runs 10s after SIGKILL"},
 		{"context deadline", fmt.Errorf("waiting: %w", context.DeadlineExceeded), errkind.Deadline, "waiting: context deadline exceeded"},
 		{"resource exhausted", errkind.Errorf(errkind.ResourceExhausted, "x"), errkind.ResourceExhausted, "x"},
+		{"a full disk", fmt.Errorf("writing config.json: %w", &fs.PathError{Op: "write", Path: "config.json", Err: syscall.ENOSPC}), errkind.ResourceExhausted, "writing config.json: write config.json: no space left on device"},
 		{"wrapped kind keeps the whole text", fmt.Errorf("stopping: %w", errkind.Errorf(errkind.NotFound, "c1 gone")), errkind.NotFound, "stopping: c1 gone"},
 		{"joined: the first kind", errors.Join(errors.New("husk-runc failed"), errkind.Errorf(errkind.Deadline, "still runs")), errkind.Deadline, "husk-runc failed\nstill runs"},
 		{"no kind", errors.New("husk-runc update exited with code 1"), nil, "husk-runc update exited with code 1"},

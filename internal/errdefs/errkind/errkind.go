@@ -10,6 +10,7 @@ package errkind
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // The kinds. Wrap them with %w, or use Errorf; compare with errors.Is.
@@ -40,3 +41,11 @@ type kindError struct {
 
 func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.kind }
+
+// NoSpace says whether err is the kernel's ENOSPC or EDQUOT: the node's
+// disk (or the quota of husk's root) is full. It is a ResourceExhausted
+// wherever it comes from, an image blob, a container's record or a
+// bundle; retrying helps only once space is freed.
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
