@@ -440,6 +440,28 @@ func (h *Huskd) networkLeaks() []string {
 	return leaks
 }
 
+// Shims lists this huskd's live husk-shims: pid and command line.
+func (h *Huskd) Shims() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !Alive(pid) {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv := bytes.Split(cmdline, []byte{0})
+		cl := string(bytes.Join(argv, []byte{' '}))
+		if filepath.Base(string(argv[0])) == "husk-shim" && strings.Contains(cl, h.State+"/") {
+			out = append(out, e.Name()+" "+cl)
+		}
+	}
+	return out
+}
+
 // Processes lists the shims, pauses and container processes of this
 // huskd as "pid cmdline".
 func (h *Huskd) Processes() []string {
