@@ -40,13 +40,19 @@ type blobLimit struct {
 	what  string
 	limit int64
 	why   string
+	layer bool // a layer blob: bounded by progress, not small_object_timeout
 }
 
 type blobLimitKey struct{}
 
 // withBlobLimit bounds the blob responses of requests made under ctx.
 func withBlobLimit(ctx context.Context, what string, limit int64, why string) context.Context {
-	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what, limit, why})
+	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what: what, limit: limit, why: why})
+}
+
+// withLayerLimit bounds a layer blob to the size its manifest gives.
+func withLayerLimit(ctx context.Context, digest string, size int64) context.Context {
+	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what: "layer " + digest, limit: size, why: "the size its manifest gives", layer: true})
 }
 
 // limitTransport bounds response bodies: manifests to MaxManifestBytes,
@@ -61,7 +67,7 @@ func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	var lim blobLimit
 	switch {
 	case strings.Contains(r.URL.Path, "/manifests/"):
-		lim = blobLimit{"manifest", MaxManifestBytes, "the 4 MiB limit on manifests"}
+		lim = blobLimit{what: "manifest", limit: MaxManifestBytes, why: "the 4 MiB limit on manifests"}
 	case strings.Contains(r.URL.Path, "/blobs/"):
 		var ok bool
 		if lim, ok = r.Context().Value(blobLimitKey{}).(blobLimit); !ok {
@@ -74,7 +80,7 @@ func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	tooLarge := errTooLarge(lim)
+	tooLarge := errTooLarge{what: lim.what, limit: lim.limit, why: lim.why}
 	if resp.ContentLength > lim.limit {
 		resp.Body.Close()
 		return nil, tooLarge

@@ -39,6 +39,14 @@ type PullOptions struct {
 	// ProgressTimeout fails a pull that waits this long on the network
 	// without receiving a byte (time spent unpacking does not count).
 	ProgressTimeout time.Duration
+	// SmallObjectTimeout bounds the whole response for a manifest, an
+	// index, an image config, a token and the registry's API check;
+	// zero means 30 seconds.
+	SmallObjectTimeout time.Duration
+	// MinBytesPerSecond fails a layer that receives fewer than this many
+	// bytes a second over a whole ProgressTimeout of waiting on it; zero
+	// means any byte is progress.
+	MinBytesPerSecond int64
 	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
 	MaxConcurrentDownloads int
 	// Limits caps what one layer may unpack to ([image] max_layer_bytes
@@ -68,6 +76,9 @@ func NewPuller(store *Store, opts PullOptions) *Puller {
 	}
 	if opts.ProgressTimeout <= 0 {
 		opts.ProgressTimeout = time.Minute
+	}
+	if opts.SmallObjectTimeout <= 0 {
+		opts.SmallObjectTimeout = 30 * time.Second
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
@@ -147,6 +158,38 @@ type progress struct {
 
 	mu       sync.Mutex
 	inFlight int // requests sent whose responses are not read to the end or closed
+	// layers are the layer bodies being read, each with its rate window
+	// (nil when there is no minimum rate).
+	layers  map[*countingBody]*rateWindow
+	minRate int64         // bytes a second a layer must keep
+	window  time.Duration // over this much of its waiting time
+}
+
+// track starts the rate window of a layer body.
+func (p *progress) track(b *countingBody) {
+	if p.minRate <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.layers == nil {
+		p.layers = map[*countingBody]*rateWindow{}
+	}
+	p.layers[b] = newRateWindow(time.Now(), p.window, int64(float64(p.minRate)*p.window.Seconds()))
+}
+
+// slowLayer returns why a layer body in flight is too slow, or nil. A
+// body is tracked only while it is read from the network, so time spent
+// unpacking never counts against a layer.
+func (p *progress) slowLayer(now time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for b, w := range p.layers {
+		if got, slow := w.observe(now, b.n.Load()); slow {
+			return errSlowLayer{layer: b.layer, host: b.host, got: got, window: p.window, rate: p.minRate}
+		}
+	}
+	return nil
 }
 
 func (p *progress) add(n int) {
@@ -167,10 +210,11 @@ func (p *progress) begin() {
 
 // end records a request done with: its response read or closed, or the
 // request failed.
-func (p *progress) end() {
+func (p *progress) end(b *countingBody) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inFlight--
+	delete(p.layers, b)
 }
 
 // idle says how long the pull has waited on the network without a byte.
@@ -196,6 +240,10 @@ func (p *Puller) watch(ctx context.Context, cancel context.CancelCauseFunc, ref 
 				cancel(errNoProgress{p.opts.ProgressTimeout, pr.done.Load(), pr.total.Load()})
 				return
 			}
+			if err := pr.slowLayer(now); err != nil {
+				cancel(err)
+				return
+			}
 			if now.Sub(lastLog) >= 5*time.Second {
 				klog.V(2).InfoS("Pulling image", "image", ref.String(), "bytesDone", pr.done.Load(), "bytesTotal", pr.total.Load())
 				lastLog = now
@@ -215,11 +263,16 @@ func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.pr.begin()
 	resp, err := t.next.RoundTrip(r)
 	if err != nil {
-		t.pr.end()
+		t.pr.end(nil)
 		return nil, err
 	}
 	t.pr.add(0) // headers count as progress
-	resp.Body = &countingBody{ReadCloser: resp.Body, pr: t.pr}
+	b := &countingBody{ReadCloser: resp.Body, pr: t.pr}
+	resp.Body = b
+	if lim, ok := r.Context().Value(blobLimitKey{}).(blobLimit); ok && lim.layer && resp.StatusCode == http.StatusOK {
+		b.layer, b.host = lim.what, r.URL.Host
+		t.pr.track(b)
+	}
 	return resp, err
 }
 
@@ -230,12 +283,16 @@ type countingBody struct {
 	io.ReadCloser
 	pr    *progress
 	ended atomic.Bool
+	n     atomic.Int64
+
+	layer, host string // a layer's body: what it is and where from
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.pr.add(n)
+		b.n.Add(int64(n))
 	}
 	if err != nil {
 		b.end()
@@ -250,7 +307,7 @@ func (b *countingBody) Close() error {
 
 func (b *countingBody) end() {
 	if b.ended.CompareAndSwap(false, true) {
-		b.pr.end()
+		b.pr.end(b)
 	}
 }
 
@@ -267,7 +324,7 @@ func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (i
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	pr := &progress{}
+	pr := &progress{minRate: p.opts.MinBytesPerSecond, window: p.opts.ProgressTimeout}
 	go p.watch(ctx, cancel, ref, pr)
 
 	hs, err := hosts.Lookup(p.opts.HostsDir, ref.Domain())
@@ -335,12 +392,14 @@ func classify(err error, h hosts.Host) error {
 	}
 	var terr *transport.Error
 	var np errNoProgress
+	var sl errSlowLayer
+	var so errSlowObject
 	var nerr net.Error
 	var clear errCleartext
 	switch {
 	case errors.As(err, &clear):
 		return errdefs.FailedPrecondition("%v", err)
-	case errors.As(err, &np):
+	case errors.As(err, &np), errors.As(err, &sl), errors.As(err, &so):
 		return fmt.Errorf("%w: %v", errdefs.ErrDeadline, err)
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
@@ -363,6 +422,8 @@ func classify(err error, h hosts.Host) error {
 		}
 	case errors.Is(err, ErrDigestMismatch):
 		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: registry %s closed the connection mid-response: %v", errdefs.ErrUnavailable, h, err)
 	case errors.As(err, &nerr), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
 		return fmt.Errorf("%w: registry %s unreachable: %v", errdefs.ErrUnavailable, h, err)
 	}
@@ -385,7 +446,7 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, authr auth
 	}
 	// go-containerregistry's own transports (retries, authentication)
 	// wrap this one: it sees every request as it goes to the network.
-	tr = limitTransport{next: tr}
+	tr = smallObjectTransport{next: limitTransport{next: tr}, timeout: p.opts.SmallObjectTimeout}
 	if authr != authn.Anonymous {
 		tr = credentialGuard{next: tr, host: h}
 	}
@@ -545,7 +606,7 @@ func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, k
 		if p.store.HasBlob(l.Digest) {
 			return nil, nil
 		}
-		lctx := withBlobLimit(ctx, "layer "+l.Digest, l.Size, "the size its manifest gives")
+		lctx := withLayerLimit(ctx, l.Digest, l.Size)
 		opts := append(append([]remote.Option(nil), ropts...), remote.WithContext(lctx))
 		rl, err := remote.Layer(repo.Digest(l.Digest), opts...)
 		if err != nil {
@@ -558,5 +619,8 @@ func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, k
 		defer rc.Close()
 		return nil, p.store.WriteBlob(l.Digest, rc)
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("fetching layer %s: %w", l.Digest, err)
+	}
+	return nil
 }
