@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -175,6 +176,7 @@ func (p *progress) track(b *countingBody) {
 	if p.layers == nil {
 		p.layers = map[*countingBody]*rateWindow{}
 	}
+	b.last.Store(time.Now().UnixNano())
 	p.layers[b] = newRateWindow(time.Now(), p.window, int64(float64(p.minRate)*p.window.Seconds()))
 }
 
@@ -185,7 +187,11 @@ func (p *progress) slowLayer(now time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for b, w := range p.layers {
-		if got, slow := w.observe(now, b.n.Load()); slow {
+		got, slow := w.observe(now, b.n.Load())
+		// A body that has stopped is the no-progress check's to report;
+		// this one is for a body that still trickles.
+		stopped := now.Sub(time.Unix(0, b.last.Load())) >= p.window/2
+		if slow && !stopped {
 			return errSlowLayer{layer: b.layer, host: b.host, got: got, window: p.window, rate: p.minRate}
 		}
 	}
@@ -284,6 +290,7 @@ type countingBody struct {
 	pr    *progress
 	ended atomic.Bool
 	n     atomic.Int64
+	last  atomic.Int64 // unix nanos of its last byte
 
 	layer, host string // a layer's body: what it is and where from
 }
@@ -293,6 +300,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.pr.add(n)
 		b.n.Add(int64(n))
+		b.last.Store(time.Now().UnixNano())
 	}
 	if err != nil {
 		b.end()
@@ -424,6 +432,8 @@ func classify(err error, h hosts.Host) error {
 		return err
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: registry %s closed the connection mid-response: %v", errdefs.ErrUnavailable, h, err)
+	case errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%w: registry %s reset the connection: %v", errdefs.ErrUnavailable, h, err)
 	case errors.As(err, &nerr), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
 		return fmt.Errorf("%w: registry %s unreachable: %v", errdefs.ErrUnavailable, h, err)
 	}

@@ -150,3 +150,43 @@ func TestSmallObjectTransport(t *testing.T) {
 		}
 	}
 }
+
+// A layer that still trickles is reported slow; one that has stopped is
+// left to the no-progress check, whose message says so.
+func TestSlowLayer(t *testing.T) {
+	const window = time.Second
+	for _, tc := range []struct {
+		name     string
+		bytes    int64
+		lastByte time.Duration // after the body started
+		slow     bool
+	}{
+		{"trickling", 20, 900 * time.Millisecond, true},
+		{"stopped early", 16, 0, false},
+		{"fast enough", 200, 900 * time.Millisecond, false},
+		{"trickled, stopped half a window ago", 20, 500 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr := &progress{minRate: 100, window: window}
+			b := &countingBody{pr: pr, layer: "layer sha256:ab", host: "r:5000"}
+			pr.begin()
+			pr.track(b)
+			start := time.Unix(0, b.last.Load())
+			pr.layers[b] = newRateWindow(start, window, 100)
+			b.n.Store(tc.bytes)
+			b.last.Store(start.Add(tc.lastByte).UnixNano())
+			err := pr.slowLayer(start.Add(window))
+			var sl errSlowLayer
+			if got := errors.As(err, &sl); got != tc.slow {
+				t.Fatalf("slowLayer: %v, want slow %v", err, tc.slow)
+			}
+			if tc.slow && (sl.got != tc.bytes || sl.layer != "layer sha256:ab" || sl.host != "r:5000") {
+				t.Errorf("%+v", sl)
+			}
+			b.end()
+			if len(pr.layers) != 0 || pr.inFlight != 0 {
+				t.Errorf("a body that ended is still tracked: %d layers, %d in flight", len(pr.layers), pr.inFlight)
+			}
+		})
+	}
+}
