@@ -117,7 +117,11 @@ func TestHostileRegistry(t *testing.T) {
 		"[registry]\nconfig_path = %q\n[image]\nprogress_timeout = %q\nsmall_object_timeout = %q\nmin_progress_bytes_per_second = 1024\n",
 		dir, progressTimeout, smallTimeout))...)
 	ctx := context.Background()
+	// A deadline of the caller's, far past every bound, so that a pull
+	// that is never failed fails the test instead of hanging it.
 	pull := func(ref string) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
 		start := time.Now()
 		_, err := h.RawImages.PullImage(ctx, &runtime.PullImageRequest{Image: spec(ref)})
 		return time.Since(start), err
