@@ -55,6 +55,18 @@ func withLayerLimit(ctx context.Context, digest string, size int64) context.Cont
 	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what: "layer " + digest, limit: size, why: "the size its manifest gives", layer: true})
 }
 
+// blobHop says whether r fetches a blob: a registry's /blobs/ path, or a
+// redirect from one (registries send blobs from object stores and CDNs,
+// whose paths say nothing), and returns the bound of its context. Pings
+// and token requests made under the same context are not blob hops.
+func blobHop(r *http.Request) (blobLimit, bool) {
+	lim, ok := r.Context().Value(blobLimitKey{}).(blobLimit)
+	if !ok || strings.Contains(r.URL.Path, "/manifests/") {
+		return blobLimit{}, false
+	}
+	return lim, strings.Contains(r.URL.Path, "/blobs/") || r.Response != nil
+}
+
 // limitTransport bounds response bodies: manifests to MaxManifestBytes,
 // blobs to the limit of the request's context. A declared Content-Length
 // over the bound fails at once; a body that runs past it fails on the
@@ -64,16 +76,11 @@ type limitTransport struct {
 }
 
 func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	var lim blobLimit
-	switch {
-	case strings.Contains(r.URL.Path, "/manifests/"):
-		lim = blobLimit{what: "manifest", limit: MaxManifestBytes, why: "the 4 MiB limit on manifests"}
-	case strings.Contains(r.URL.Path, "/blobs/"):
-		var ok bool
-		if lim, ok = r.Context().Value(blobLimitKey{}).(blobLimit); !ok {
-			return t.next.RoundTrip(r)
-		}
-	default:
+	lim, ok := blobHop(r)
+	if strings.Contains(r.URL.Path, "/manifests/") {
+		lim, ok = blobLimit{what: "manifest", limit: MaxManifestBytes, why: "the 4 MiB limit on manifests"}, true
+	}
+	if !ok {
 		return t.next.RoundTrip(r)
 	}
 	resp, err := t.next.RoundTrip(r)

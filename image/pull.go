@@ -275,7 +275,7 @@ func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.pr.add(0) // headers count as progress
 	b := &countingBody{ReadCloser: resp.Body, pr: t.pr}
 	resp.Body = b
-	if lim, ok := r.Context().Value(blobLimitKey{}).(blobLimit); ok && lim.layer && resp.StatusCode == http.StatusOK {
+	if lim, ok := blobHop(r); ok && lim.layer && resp.StatusCode == http.StatusOK {
 		b.layer, b.host = lim.what, r.URL.Host
 		t.pr.track(b)
 	}

@@ -89,8 +89,7 @@ type smallObjectTransport struct {
 }
 
 func (t smallObjectTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	lim, _ := r.Context().Value(blobLimitKey{}).(blobLimit)
-	isBlob := strings.Contains(r.URL.Path, "/blobs/")
+	lim, isBlob := blobHop(r)
 	if isBlob && lim.layer {
 		return t.next.RoundTrip(r)
 	}
@@ -109,6 +108,10 @@ func (t smallObjectTransport) RoundTrip(r *http.Request) (*http.Response, error)
 // describe names what a request fetches, for the error that says it came
 // too slowly.
 func describe(r *http.Request, lim blobLimit, isBlob bool) string {
+	// A redirect hop is named by the registry request it came from.
+	for r.Response != nil && r.Response.Request != nil {
+		r = r.Response.Request
+	}
 	p := r.URL.Path
 	switch {
 	case p == "/v2/" || p == "/v2":

@@ -79,6 +79,8 @@ func TestSmallObjectTransport(t *testing.T) {
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.Contains(r.URL.Path, "/redirect/"):
+			http.Redirect(w, r, "/cdn/object", http.StatusTemporaryRedirect)
 		case strings.Contains(r.URL.Path, "/hang/"):
 			select {
 			case <-r.Context().Done():
@@ -131,23 +133,38 @@ func TestSmallObjectTransport(t *testing.T) {
 		}
 	}
 
-	// A layer is not a small object: it still flows past the limit.
-	ctx := withLayerLimit(context.Background(), "sha256:ab", 1<<20)
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v2/drip/blobs/sha256:ab", nil)
+	// An image config is, even from where the registry redirects it.
+	cctx := withBlobLimit(context.Background(), "image config", MaxConfigBytes, "")
+	req, _ := http.NewRequestWithContext(cctx, "GET", srv.URL+"/v2/redirect/blobs/sha256:cd", nil)
 	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
 	}
-	defer resp.Body.Close()
-	deadline := time.Now().Add(2 * limit)
-	var n int
-	buf := make([]byte, 16)
-	for time.Now().Before(deadline) {
-		k, err := resp.Body.Read(buf)
-		n += k
+	if so := (errSlowObject{}); !errors.As(err, &so) || so.what != "image config sha256:cd" {
+		t.Errorf("redirected config: %v, want errSlowObject naming image config sha256:cd", err)
+	}
+
+	// A layer is not a small object: it still flows past the limit, from
+	// the registry or from where it redirects.
+	for _, path := range []string{"/v2/drip/blobs/sha256:ab", "/v2/redirect/blobs/sha256:ab"} {
+		ctx := withLayerLimit(context.Background(), "sha256:ab", 1<<20)
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+		resp, err := client.Do(req)
 		if err != nil {
-			t.Fatalf("layer body after %d bytes: %v", n, err)
+			t.Fatal(err)
 		}
+		deadline := time.Now().Add(2 * limit)
+		var n int
+		buf := make([]byte, 16)
+		for time.Now().Before(deadline) {
+			k, err := resp.Body.Read(buf)
+			n += k
+			if err != nil {
+				t.Fatalf("%s: layer body after %d bytes: %v", path, n, err)
+			}
+		}
+		resp.Body.Close()
 	}
 }
 
