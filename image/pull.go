@@ -456,7 +456,7 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, authr auth
 	}
 	// go-containerregistry's own transports (retries, authentication)
 	// wrap this one: it sees every request as it goes to the network.
-	tr = smallObjectTransport{next: limitTransport{next: tr}, timeout: p.opts.SmallObjectTimeout}
+	tr = smallObjectTransport{next: limitTransport{next: resumeTransport{next: tr}}, timeout: p.opts.SmallObjectTimeout}
 	if authr != authn.Anonymous {
 		tr = credentialGuard{next: tr, host: h}
 	}

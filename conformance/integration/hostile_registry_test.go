@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -201,50 +202,89 @@ func TestHostileRegistry(t *testing.T) {
 		noTempFiles(t, h)
 	})
 
-	t.Run("reset mid-layer, Range answered wrongly", func(t *testing.T) {
-		_, layer, blob := img("reset")
-		var ranges atomic.Int32
-		reg.Override(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, layer) }, func(w http.ResponseWriter, r *http.Request) {
-			if rg := r.Header.Get("Range"); rg != "" {
-				// Whatever was asked, the wrong bytes with the wrong
-				// Content-Range: a resume that trusted it would store a
-				// corrupt blob.
-				ranges.Add(1)
+	// A connection reset half way through a layer is resumed with a Range
+	// request; whatever the registry answers to it, the layer stored is
+	// the right one or none, and nothing is left in tmp/.
+	for i, tc := range []struct {
+		name     string
+		rangeReq func(blob []byte) http.HandlerFunc
+		code     codes.Code // OK: the pull succeeds
+		says     string
+	}{
+		{"a good 206", func(blob []byte) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(blob))
+			}
+		}, codes.OK, ""},
+		{"Range ignored (200, the whole blob)", func(blob []byte) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+				_, _ = w.Write(blob)
+			}
+		}, codes.OK, ""},
+		{"a 206 with the wrong Content-Range", func(blob []byte) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-99/%d", len(blob)))
 				w.WriteHeader(http.StatusPartialContent)
-				_, _ = w.Write(make([]byte, 100))
-				return
+				_, _ = w.Write(blob[:100])
 			}
-			w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write(blob[:len(blob)/2])
-			w.(http.Flusher).Flush()
-			// Reset, not a clean close: SO_LINGER 0 sends RST.
-			c, _, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return
+		}, codes.Unavailable, "Content-Range"},
+		{"a 206 with the right Content-Range and the wrong bytes", func(blob []byte) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				var from int
+				_, _ = fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &from)
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, len(blob)-1, len(blob)))
+				w.WriteHeader(http.StatusPartialContent)
+				_, _ = w.Write(make([]byte, len(blob)-from))
 			}
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
+		}, codes.Unknown, "sha256"},
+	} {
+		t.Run("reset mid-layer, then "+tc.name, func(t *testing.T) {
+			tag := fmt.Sprintf("reset-%d", i)
+			_, layer, blob := img(tag)
+			var ranges atomic.Int32
+			reg.Override(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, layer) }, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Range") != "" {
+					ranges.Add(1)
+					tc.rangeReq(blob)(w, r)
+					return
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write(blob[:len(blob)/2])
+				w.(http.Flusher).Flush()
+				// Reset, not a clean close: SO_LINGER 0 sends RST.
+				c, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				if tc, ok := c.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0)
+				}
+				c.Close()
+			})
+			took, err := pull("registry.k8s.io/test/" + tag + ":1")
+			logged(t, "connection reset half way through a layer, then "+tc.name, took, err)
+			if ranges.Load() == 0 {
+				t.Errorf("the layer was not resumed with a Range request")
 			}
-			c.Close()
+			stored := filepath.Join(h.Root, "images", "blobs", "sha256", strings.TrimPrefix(layer, "sha256:"))
+			if tc.code == codes.OK {
+				if err != nil {
+					t.Fatalf("pull: %v", err)
+				}
+				if b, err := os.ReadFile(stored); err != nil || !bytes.Equal(b, blob) {
+					t.Errorf("stored layer %s: %d bytes, the blob's: %v (%v)", layer, len(b), bytes.Equal(b, blob), err)
+				}
+			} else {
+				want(t, "connection reset mid-layer, then "+tc.name, took, err, tc.code, progressTimeout+10*time.Second, "layer "+layer, reg.Host, tc.says)
+				if _, err := os.Stat(stored); err == nil {
+					t.Errorf("the layer %s was stored from a broken resume", layer)
+				}
+			}
+			noTempFiles(t, h)
 		})
-		took, err := pull("registry.k8s.io/test/reset:1")
-		want(t, "connection reset mid-layer", took, err, codes.Unavailable, progressTimeout+10*time.Second, "layer "+layer, reg.Host)
-		logged(t, "connection reset half way through a layer", took, err)
-		noTempFiles(t, h)
-		if _, err := os.Stat(filepath.Join(h.Root, "images", "blobs", "sha256", strings.TrimPrefix(layer, "sha256:"))); err == nil {
-			t.Errorf("the half-sent layer %s was stored", layer)
-		}
-		t.Logf("Range requests sent after the reset: %d", ranges.Load())
-
-		// The registry mended, the same pull succeeds: nothing half
-		// fetched was kept to poison it.
-		reg.Override(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, layer) }, nil)
-		if _, err := pull("registry.k8s.io/test/reset:1"); err != nil {
-			t.Errorf("pull after the registry is mended: %v", err)
-		}
-	})
+	}
 
 	t.Run("storm of pulls of missing images", func(t *testing.T) {
 		const n = 20
