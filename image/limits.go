@@ -40,13 +40,31 @@ type blobLimit struct {
 	what  string
 	limit int64
 	why   string
+	layer bool // a layer blob: bounded by progress, not small_object_timeout
 }
 
 type blobLimitKey struct{}
 
 // withBlobLimit bounds the blob responses of requests made under ctx.
 func withBlobLimit(ctx context.Context, what string, limit int64, why string) context.Context {
-	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what, limit, why})
+	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what: what, limit: limit, why: why})
+}
+
+// withLayerLimit bounds a layer blob to the size its manifest gives.
+func withLayerLimit(ctx context.Context, digest string, size int64) context.Context {
+	return context.WithValue(ctx, blobLimitKey{}, blobLimit{what: "layer " + digest, limit: size, why: "the size its manifest gives", layer: true})
+}
+
+// blobHop says whether r fetches a blob: a registry's /blobs/ path, or a
+// redirect from one (registries send blobs from object stores and CDNs,
+// whose paths say nothing), and returns the bound of its context. Pings
+// and token requests made under the same context are not blob hops.
+func blobHop(r *http.Request) (blobLimit, bool) {
+	lim, ok := r.Context().Value(blobLimitKey{}).(blobLimit)
+	if !ok || strings.Contains(r.URL.Path, "/manifests/") {
+		return blobLimit{}, false
+	}
+	return lim, strings.Contains(r.URL.Path, "/blobs/") || r.Response != nil
 }
 
 // limitTransport bounds response bodies: manifests to MaxManifestBytes,
@@ -58,23 +76,18 @@ type limitTransport struct {
 }
 
 func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	var lim blobLimit
-	switch {
-	case strings.Contains(r.URL.Path, "/manifests/"):
-		lim = blobLimit{"manifest", MaxManifestBytes, "the 4 MiB limit on manifests"}
-	case strings.Contains(r.URL.Path, "/blobs/"):
-		var ok bool
-		if lim, ok = r.Context().Value(blobLimitKey{}).(blobLimit); !ok {
-			return t.next.RoundTrip(r)
-		}
-	default:
+	lim, ok := blobHop(r)
+	if strings.Contains(r.URL.Path, "/manifests/") {
+		lim, ok = blobLimit{what: "manifest", limit: MaxManifestBytes, why: "the 4 MiB limit on manifests"}, true
+	}
+	if !ok {
 		return t.next.RoundTrip(r)
 	}
 	resp, err := t.next.RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	tooLarge := errTooLarge(lim)
+	tooLarge := errTooLarge{what: lim.what, limit: lim.limit, why: lim.why}
 	if resp.ContentLength > lim.limit {
 		resp.Body.Close()
 		return nil, tooLarge

@@ -38,12 +38,17 @@ func TestLimitTransport(t *testing.T) {
 		{"layer over its size", layerCtx, "/v2/a/blobs/sha256:ab", "0123456789x", -1, "layer sha256:ab is larger than the size its manifest gives (10 bytes)"},
 		{"layer declared over", layerCtx, "/v2/a/blobs/sha256:ab", "", 1 << 40, "layer sha256:ab is larger"},
 		{"no limit for other paths", layerCtx, "/token", strings.Repeat("t", 100), -1, ""},
+		{"layer redirected to a CDN", layerCtx, "/cdn/object?sig=1", "0123456789x", -1, "layer sha256:ab is larger"},
 		{"no limit for blobs without one", context.Background(), "/v2/a/blobs/sha256:ab", strings.Repeat("b", 100), -1, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			lt := limitTransport{next: bodyTransport{c.body, c.length}}
 			req, _ := http.NewRequestWithContext(c.ctx, http.MethodGet, "https://r"+c.path, nil)
+			if strings.HasPrefix(c.path, "/cdn/") {
+				from, _ := http.NewRequestWithContext(c.ctx, http.MethodGet, "https://r/v2/a/blobs/sha256:ab", nil)
+				req.Response = &http.Response{StatusCode: http.StatusTemporaryRedirect, Request: from}
+			}
 			resp, err := lt.RoundTrip(req)
 			var n int64
 			if err == nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -40,6 +41,14 @@ type PullOptions struct {
 	// ProgressTimeout fails a pull that waits this long on the network
 	// without receiving a byte (time spent unpacking does not count).
 	ProgressTimeout time.Duration
+	// SmallObjectTimeout bounds the whole response for a manifest, an
+	// index, an image config, a token and the registry's API check;
+	// zero means 30 seconds.
+	SmallObjectTimeout time.Duration
+	// MinBytesPerSecond fails a layer that receives fewer than this many
+	// bytes a second over a whole ProgressTimeout of waiting on it; zero
+	// means any byte is progress.
+	MinBytesPerSecond int64
 	// MaxConcurrentDownloads bounds the layers one pull fetches at once.
 	MaxConcurrentDownloads int
 	// Limits caps what one layer may unpack to ([image] max_layer_bytes
@@ -69,6 +78,9 @@ func NewPuller(store *Store, opts PullOptions) *Puller {
 	}
 	if opts.ProgressTimeout <= 0 {
 		opts.ProgressTimeout = time.Minute
+	}
+	if opts.SmallObjectTimeout <= 0 {
+		opts.SmallObjectTimeout = 30 * time.Second
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
@@ -148,6 +160,43 @@ type progress struct {
 
 	mu       sync.Mutex
 	inFlight int // requests sent whose responses are not read to the end or closed
+	// layers are the layer bodies being read, each with its rate window
+	// (nil when there is no minimum rate).
+	layers  map[*countingBody]*rateWindow
+	minRate int64         // bytes a second a layer must keep
+	window  time.Duration // over this much of its waiting time
+}
+
+// track starts the rate window of a layer body.
+func (p *progress) track(b *countingBody) {
+	if p.minRate <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.layers == nil {
+		p.layers = map[*countingBody]*rateWindow{}
+	}
+	b.last.Store(time.Now().UnixNano())
+	p.layers[b] = newRateWindow(time.Now(), p.window, int64(float64(p.minRate)*p.window.Seconds()))
+}
+
+// slowLayer returns why a layer body in flight is too slow, or nil. A
+// body is tracked only while it is read from the network, so time spent
+// unpacking never counts against a layer.
+func (p *progress) slowLayer(now time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for b, w := range p.layers {
+		got, slow := w.observe(now, b.n.Load())
+		// A body that has stopped is the no-progress check's to report;
+		// this one is for a body that still trickles.
+		stopped := now.Sub(time.Unix(0, b.last.Load())) >= p.window/2
+		if slow && !stopped {
+			return errSlowLayer{layer: b.layer, host: b.host, got: got, window: p.window, rate: p.minRate}
+		}
+	}
+	return nil
 }
 
 func (p *progress) add(n int) {
@@ -168,10 +217,11 @@ func (p *progress) begin() {
 
 // end records a request done with: its response read or closed, or the
 // request failed.
-func (p *progress) end() {
+func (p *progress) end(b *countingBody) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inFlight--
+	delete(p.layers, b)
 }
 
 // idle says how long the pull has waited on the network without a byte.
@@ -197,6 +247,10 @@ func (p *Puller) watch(ctx context.Context, cancel context.CancelCauseFunc, ref 
 				cancel(errNoProgress{p.opts.ProgressTimeout, pr.done.Load(), pr.total.Load()})
 				return
 			}
+			if err := pr.slowLayer(now); err != nil {
+				cancel(err)
+				return
+			}
 			if now.Sub(lastLog) >= 5*time.Second {
 				klog.V(2).InfoS("Pulling image", "image", ref.String(), "bytesDone", pr.done.Load(), "bytesTotal", pr.total.Load())
 				lastLog = now
@@ -216,11 +270,16 @@ func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.pr.begin()
 	resp, err := t.next.RoundTrip(r)
 	if err != nil {
-		t.pr.end()
+		t.pr.end(nil)
 		return nil, err
 	}
 	t.pr.add(0) // headers count as progress
-	resp.Body = &countingBody{ReadCloser: resp.Body, pr: t.pr}
+	b := &countingBody{ReadCloser: resp.Body, pr: t.pr}
+	resp.Body = b
+	if lim, ok := blobHop(r); ok && lim.layer && resp.StatusCode == http.StatusOK {
+		b.layer, b.host = lim.what, r.URL.Host
+		t.pr.track(b)
+	}
 	return resp, err
 }
 
@@ -231,12 +290,18 @@ type countingBody struct {
 	io.ReadCloser
 	pr    *progress
 	ended atomic.Bool
+	n     atomic.Int64
+	last  atomic.Int64 // unix nanos of its last byte
+
+	layer, host string // a layer's body: what it is and where from
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.pr.add(n)
+		b.n.Add(int64(n))
+		b.last.Store(time.Now().UnixNano())
 	}
 	if err != nil {
 		b.end()
@@ -251,7 +316,7 @@ func (b *countingBody) Close() error {
 
 func (b *countingBody) end() {
 	if b.ended.CompareAndSwap(false, true) {
-		b.pr.end()
+		b.pr.end(b)
 	}
 }
 
@@ -268,7 +333,7 @@ func (p *Puller) pull(ctx context.Context, ref Ref, auth Auth, server string) (i
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	pr := &progress{}
+	pr := &progress{minRate: p.opts.MinBytesPerSecond, window: p.opts.ProgressTimeout}
 	go p.watch(ctx, cancel, ref, pr)
 
 	hs, err := hosts.Lookup(p.opts.HostsDir, ref.Domain())
@@ -337,6 +402,8 @@ func classify(err error, h hosts.Host) error {
 	}
 	var terr *transport.Error
 	var np errNoProgress
+	var sl errSlowLayer
+	var so errSlowObject
 	var nerr net.Error
 	var clear errCleartext
 	var local *fs.PathError
@@ -346,7 +413,7 @@ func classify(err error, h hosts.Host) error {
 		return fmt.Errorf("%w: %v", errdefs.ErrResourceExhausted, err)
 	case errors.As(err, &clear):
 		return errdefs.FailedPrecondition("%v", err)
-	case errors.As(err, &np):
+	case errors.As(err, &np), errors.As(err, &sl), errors.As(err, &so):
 		return fmt.Errorf("%w: %v", errdefs.ErrDeadline, err)
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
@@ -371,6 +438,10 @@ func classify(err error, h hosts.Host) error {
 		// A file of the store (a *fs.PathError is a net.Error too: it has
 		// Timeout) is not the registry's.
 		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: registry %s closed the connection mid-response: %v", errdefs.ErrUnavailable, h, err)
+	case errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%w: registry %s reset the connection: %v", errdefs.ErrUnavailable, h, err)
 	case errors.As(err, &nerr), strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "no such host"):
 		return fmt.Errorf("%w: registry %s unreachable: %v", errdefs.ErrUnavailable, h, err)
 	}
@@ -393,7 +464,7 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, authr auth
 	}
 	// go-containerregistry's own transports (retries, authentication)
 	// wrap this one: it sees every request as it goes to the network.
-	tr = limitTransport{next: tr}
+	tr = smallObjectTransport{next: limitTransport{next: resumeTransport{next: tr}}, timeout: p.opts.SmallObjectTimeout}
 	if authr != authn.Anonymous {
 		tr = credentialGuard{next: tr, host: h}
 	}
@@ -553,7 +624,7 @@ func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, k
 		if p.store.HasBlob(l.Digest) {
 			return nil, nil
 		}
-		lctx := withBlobLimit(ctx, "layer "+l.Digest, l.Size, "the size its manifest gives")
+		lctx := withLayerLimit(ctx, l.Digest, l.Size)
 		opts := append(append([]remote.Option(nil), ropts...), remote.WithContext(lctx))
 		rl, err := remote.Layer(repo.Digest(l.Digest), opts...)
 		if err != nil {
@@ -566,5 +637,8 @@ func (p *Puller) fetchBlob(ctx context.Context, repo name.Repository, l Layer, k
 		defer rc.Close()
 		return nil, p.store.WriteBlob(l.Digest, rc)
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("fetching layer %s: %w", l.Digest, err)
+	}
+	return nil
 }

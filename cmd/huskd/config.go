@@ -106,6 +106,10 @@ type CNIConfig struct {
 type ImageConfig struct {
 	ProgressTimeout        Duration `toml:"progress_timeout" json:"progress_timeout" comment:"A pull that waits this long on the registry without receiving a byte fails (time spent unpacking does not count)."`
 	MaxConcurrentDownloads int      `toml:"max_concurrent_downloads" json:"max_concurrent_downloads" comment:"Layers one pull fetches at once."`
+	// A registry that sends a byte a second resets progress_timeout
+	// forever; these two bound it.
+	SmallObjectTimeout        Duration `toml:"small_object_timeout" json:"small_object_timeout" comment:"A manifest, an index, an image config, a token or the registry's API check must arrive whole within this long, or the pull fails naming it and the host."`
+	MinProgressBytesPerSecond int64    `toml:"min_progress_bytes_per_second" json:"min_progress_bytes_per_second" comment:"A layer that receives fewer than this many bytes a second over a whole progress_timeout (waiting time only) fails; 0: any byte is progress."`
 	// A registry or an image's author is not trusted: a small compressed
 	// layer can expand to fill the disk or the inode table.
 	MaxLayerBytes int64 `toml:"max_layer_bytes" json:"max_layer_bytes" comment:"Most bytes one layer may expand to (its uncompressed tar, and its files); a pull over it fails naming this key."`
@@ -178,6 +182,7 @@ func defaultConfig() Config {
 		// Far above any real image (the largest public layers hold tens of
 		// GiB of CUDA or model files, and hundreds of thousands of files).
 		Image: ImageConfig{ProgressTimeout: Duration(time.Minute), MaxConcurrentDownloads: 3,
+			SmallObjectTimeout: Duration(30 * time.Second), MinProgressBytesPerSecond: 1024,
 			MaxLayerBytes: 64 << 30, MaxLayerFiles: 4_000_000},
 		Registry: RegistryConfig{ConfigPath: "/etc/husk/certs.d"},
 		CNI: CNIConfig{
@@ -253,6 +258,9 @@ func (c *Config) validate() error {
 	}
 	if c.Image.ProgressTimeout <= 0 || c.Image.MaxConcurrentDownloads <= 0 {
 		return fmt.Errorf("image: progress_timeout and max_concurrent_downloads must be positive")
+	}
+	if c.Image.SmallObjectTimeout <= 0 || c.Image.MinProgressBytesPerSecond < 0 {
+		return fmt.Errorf("image: small_object_timeout must be positive and min_progress_bytes_per_second not negative")
 	}
 	if c.Image.MaxLayerBytes <= 0 || c.Image.MaxLayerFiles <= 0 {
 		return fmt.Errorf("image: max_layer_bytes and max_layer_files must be positive")

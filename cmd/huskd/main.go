@@ -171,6 +171,8 @@ func run(ctx context.Context, cfg Config) error {
 		HostsDir:               cfg.Registry.ConfigPath,
 		ProgressTimeout:        time.Duration(cfg.Image.ProgressTimeout),
 		MaxConcurrentDownloads: cfg.Image.MaxConcurrentDownloads,
+		SmallObjectTimeout:     time.Duration(cfg.Image.SmallObjectTimeout),
+		MinBytesPerSecond:      cfg.Image.MinProgressBytesPerSecond,
 		Limits:                 layer.Limits{Bytes: cfg.Image.MaxLayerBytes, Files: cfg.Image.MaxLayerFiles},
 	})
 	if err != nil {
