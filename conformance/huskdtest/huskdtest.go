@@ -64,6 +64,9 @@ type Huskd struct {
 	NRISocket string
 	// Args are extra huskd arguments, kept across restarts.
 	Args []string
+	// Env is added to huskd's environment at each Launch (a fault point,
+	// HUSK_FAULT_POINT).
+	Env []string
 
 	cmd          *exec.Cmd
 	exited       chan struct{}
@@ -211,7 +214,7 @@ func (h *Huskd) Launch() {
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	// With race-built binaries (make test), huskd's and its shims' race
 	// reports go to files that cleanup turns into a failure.
-	h.cmd.Env = append(os.Environ(), raceEnv(h.Dir))
+	h.cmd.Env = append(append(os.Environ(), raceEnv(h.Dir)), h.Env...)
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -288,6 +291,18 @@ func (h *Huskd) Kill() {
 	h.closeClients()
 	_ = h.cmd.Process.Kill()
 	<-h.exited
+}
+
+// WaitExit waits until huskd has exited by itself (killed at a fault
+// point) and closes the clients; it fails the test after timeout.
+func (h *Huskd) WaitExit(timeout time.Duration) {
+	h.t.Helper()
+	select {
+	case <-h.exited:
+		h.closeClients()
+	case <-time.After(timeout):
+		h.t.Fatalf("huskd still runs %s later\n%s", timeout, h.Log())
+	}
 }
 
 // Stop asks huskd to stop with SIGTERM and waits for it.
