@@ -422,3 +422,64 @@ func TestReleaseHuskdHasNoFaultPoints(t *testing.T) {
 		t.Errorf("%s/huskd was built with the husk_faults tag:\n%s", bin, mod)
 	}
 }
+
+// TestKilledWhileAContainerStops is containerd#12600 itself: huskd dies
+// while the shim waits for a container it sent SIGTERM to (timed by the
+// container's own log line, printed by its trap), and the container
+// exits while huskd is down, or after it is back. Either way the huskd
+// after the restart reports the exit the container made, and the pod's
+// removal completes.
+func TestKilledWhileAContainerStops(t *testing.T) {
+	h, _ := ctrHuskd(t, "")
+	for _, exitWhileDown := range []bool{true, false} {
+		t.Run(fmt.Sprintf("exit while down %v", exitWhileDown), func(t *testing.T) {
+			bg := context.Background()
+			pod, podCfg := podWithLogs(t, h, "stopping", nil)
+			release := t.TempDir()
+			cfg := ctrConfig("slow", "sh", "-c", "trap 'echo term; while [ ! -e /release/go ]; do sleep 0.05; done; exit 7' TERM; echo ready; while :; do sleep 0.1; done")
+			cfg.Mounts = []*runtime.Mount{{ContainerPath: "/release", HostPath: release}}
+			id := runCtr(t, h, pod, podCfg, cfg)
+			pid := ctrPid(t, h, id)
+			logPath := filepath.Join(podCfg.LogDirectory, "slow.log")
+			huskdtest.Eventually(t, 30*time.Second, "the trap is set", func() bool {
+				return strings.Contains(logText(t, logPath), "ready")
+			})
+			stopped := make(chan error, 1)
+			rt := h.Runtime
+			go func() { stopped <- rt.StopContainer(bg, id, 60) }()
+			huskdtest.Eventually(t, 30*time.Second, "the container got SIGTERM", func() bool {
+				return strings.Contains(logText(t, logPath), "term")
+			})
+			h.Kill()
+			if err := <-stopped; err == nil {
+				t.Fatal("StopContainer returned nil from a huskd killed before the container exited")
+			}
+			goFile := filepath.Join(release, "go")
+			if exitWhileDown {
+				if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				// The shim, which outlives huskd, sees the exit.
+				huskdtest.Eventually(t, 30*time.Second, "the container exits", func() bool { return !huskdtest.Alive(pid) })
+			}
+			h.Launch()
+			if !exitWhileDown {
+				if st := ctrStatus(t, h, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+					t.Fatalf("the container is %v before it exited, want running", st.State)
+				}
+				if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := waitExited(t, h, id, 30*time.Second); st.ExitCode != 7 || st.Reason != "Error" {
+				t.Errorf("exit %d reason %q, want 7 Error", st.ExitCode, st.Reason)
+			}
+			if err := h.Runtime.StopContainer(bg, id, 60); err != nil {
+				t.Errorf("StopContainer again: %v", err)
+			}
+			if err := h.Runtime.RemovePodSandbox(bg, pod); err != nil {
+				t.Fatalf("RemovePodSandbox: %v", err)
+			}
+		})
+	}
+}
