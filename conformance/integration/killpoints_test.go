@@ -119,6 +119,7 @@ func killScenarios() []killScenario {
 		do: func(k *killRun) error {
 			k.podCfg = huskdtest.PodConfig("kp")
 			k.podCfg.LogDirectory = k.t.TempDir()
+			withHostPort(k.t)(k.podCfg)
 			_, err := k.h.Runtime.RunPodSandbox(bg, k.podCfg, "")
 			return err
 		},
@@ -325,11 +326,19 @@ func killScenarios() []killScenario {
 // waits until its trap is set.
 func (k *killRun) runningTrap() {
 	k.t.Helper()
-	k.pod, k.podCfg = podWithLogs(k.t, k.h, "kp", nil)
+	k.pod, k.podCfg = podWithLogs(k.t, k.h, "kp", withHostPort(k.t))
 	k.ctr = runCtr(k.t, k.h, k.pod, k.podCfg, ctrConfig("trap", trapCmd...))
 	huskdtest.Eventually(k.t, 30*time.Second, "the trap is set", func() bool {
 		return strings.Contains(logText(k.t, filepath.Join(k.podCfg.LogDirectory, "trap.log")), "ready")
 	})
+}
+
+// withHostPort gives a pod a host port, so that its network has iptables
+// rules (portmap's) to leave behind.
+func withHostPort(t *testing.T) func(*runtime.PodSandboxConfig) {
+	return func(c *runtime.PodSandboxConfig) {
+		c.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: int32(huskdtest.FreePort(t)), HostIp: "127.0.0.1"}}
+	}
 }
 
 // stopsWith7 stops the trap container (again) and checks its exit.
