@@ -100,6 +100,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		}
 		imageVolumes[i], volumeIDs[i] = p, volID
 	}
+	faults.Point("CreateContainer/after-image-volume")
 
 	targetPID := 0
 	if opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); opts.GetPid() == runtime.NamespaceMode_TARGET {

@@ -153,12 +153,12 @@ func killScenarios() []killScenario {
 		},
 	}, {
 		points: []string{
-			"CreateContainer/after-lease", "CreateContainer/after-rootfs", "CreateContainer/after-bundle",
+			"CreateContainer/after-lease", "CreateContainer/after-rootfs", "CreateContainer/after-image-volume", "CreateContainer/after-bundle",
 			"CreateContainer/after-shim-create", "CreateContainer/after-record",
 		},
 		do: func(k *killRun) error {
 			k.pod, k.podCfg = podWithLogs(k.t, k.h, "kp", nil)
-			_, err := k.h.Runtime.CreateContainer(bg, k.pod, ctrConfig("c", "sh", "-c", "exit 3"), k.podCfg)
+			_, err := k.h.Runtime.CreateContainer(bg, k.pod, withImageVolume(ctrConfig("c", "sh", "-c", "exit 3")), k.podCfg)
 			return err
 		},
 		check: func(k *killRun) {
@@ -173,7 +173,7 @@ func killScenarios() []killScenario {
 			if want == 1 && ctrs[0].State != runtime.ContainerState_CONTAINER_CREATED {
 				k.t.Errorf("the container is %v, want created", ctrs[0].State)
 			}
-			id, err := k.h.Runtime.CreateContainer(bg, k.pod, ctrConfig("c", "sh", "-c", "exit 3"), k.podCfg)
+			id, err := k.h.Runtime.CreateContainer(bg, k.pod, withImageVolume(ctrConfig("c", "sh", "-c", "exit 3")), k.podCfg)
 			if want == 1 && status.Code(err) == codes.AlreadyExists && strings.Contains(err.Error(), ctrs[0].Id) {
 				id, err = ctrs[0].Id, nil
 			}
@@ -331,6 +331,13 @@ func (k *killRun) runningTrap() {
 	huskdtest.Eventually(k.t, 30*time.Second, "the trap is set", func() bool {
 		return strings.Contains(logText(k.t, filepath.Join(k.podCfg.LogDirectory, "trap.log")), "ready")
 	})
+}
+
+// withImageVolume mounts the busybox image into a container too: the
+// volume holds a lease of its own.
+func withImageVolume(c *runtime.ContainerConfig) *runtime.ContainerConfig {
+	c.Mounts = append(c.Mounts, &runtime.Mount{ContainerPath: "/vol", Image: &runtime.ImageSpec{Image: busyboxRef}, Readonly: true})
+	return c
 }
 
 // withHostPort gives a pod a host port, so that its network has iptables
