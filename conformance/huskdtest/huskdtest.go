@@ -205,6 +205,14 @@ func Prepare(t testing.TB, args ...string) *Huskd {
 // Launch starts the huskd process and connects to it.
 func (h *Huskd) Launch() {
 	h.t.Helper()
+	h.LaunchNoWait()
+	h.WaitReady()
+}
+
+// LaunchNoWait starts the huskd process and returns: for a huskd that is
+// to die before it is ready (killed at a fault point during its recovery).
+func (h *Huskd) LaunchNoWait() {
+	h.t.Helper()
 	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		h.t.Fatal(err)
@@ -222,7 +230,6 @@ func (h *Huskd) Launch() {
 	}
 	h.exited = make(chan struct{})
 	go func() { _ = h.cmd.Wait(); close(h.exited) }()
-	h.WaitReady()
 }
 
 // WaitReady waits until huskd answers Version (it answers Unavailable while

@@ -77,9 +77,21 @@ func TestKillPoints(t *testing.T) {
 	}
 	tmpl.Stop()
 
+	// A second crash during the recovery from the first: recovery's own
+	// teardown passes through the removals' steps.
+	duringRecovery := map[string]string{
+		"RunPodSandbox/after-network":       "RemovePodSandbox/after-unpin",
+		"RunPodSandbox/after-pause":         "RemovePodSandbox/after-state-dir",
+		"CreateContainer/after-shim-create": "RemoveContainer/after-unmount",
+		"CreateContainer/after-bundle":      "RemoveContainer/after-record",
+	}
 	for _, sc := range killScenarios() {
 		for _, point := range sc.points {
-			t.Run(point, func(t *testing.T) {
+			name := point
+			if again := duringRecovery[point]; again != "" {
+				name += " then " + again
+			}
+			t.Run(name, func(t *testing.T) {
 				h := huskdtest.Prepare(t, huskdtest.Config(t, config)...)
 				if !sc.pulls {
 					if err := os.MkdirAll(h.Root, 0o700); err != nil {
@@ -99,6 +111,14 @@ func TestKillPoints(t *testing.T) {
 				h.WaitExit(30 * time.Second)
 				if !strings.Contains(h.Log(), "Fault point reached") {
 					t.Fatalf("huskd died in the call (%v), not at the fault point:\n%s", err, h.Log())
+				}
+				if again := duringRecovery[point]; again != "" {
+					h.Env = []string{faults.EnvVar + "=" + again}
+					h.LaunchNoWait()
+					h.WaitExit(60 * time.Second)
+					if n := strings.Count(h.Log(), "Fault point reached"); n != 2 {
+						t.Fatalf("huskd did not die at %s during its recovery:\n%s", again, h.Log())
+					}
 				}
 				h.Env = nil
 				h.Launch()
