@@ -17,6 +17,7 @@ import (
 	"github.com/huskrt/husk/container/apparmor"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/faults"
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/undo"
@@ -68,6 +69,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		return err
 	}
 	u.AddRecord(func(context.Context) error { return m.images.Release(id) })
+	faults.Point("CreateContainer/after-lease")
 	imgCfg, err := m.imageConfig(img.ID)
 	if err != nil {
 		return err
@@ -85,6 +87,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		return err
 	}
 	u.Add(func(context.Context) error { return layer.Unmount(rootfs) })
+	faults.Point("CreateContainer/after-rootfs")
 
 	imageVolumes, volumeIDs := map[int]string{}, map[int]string{}
 	for i, mnt := range cfg.GetMounts() {
@@ -97,6 +100,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 		}
 		imageVolumes[i], volumeIDs[i] = p, volID
 	}
+	faults.Point("CreateContainer/after-image-volume")
 
 	targetPID := 0
 	if opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); opts.GetPid() == runtime.NamespaceMode_TARGET {
@@ -196,6 +200,7 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
 		return err
 	}
+	faults.Point("CreateContainer/after-bundle")
 
 	var st shimapi.ContainerState
 	err = m.sandboxes.WithShim(sb.ID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
@@ -218,10 +223,12 @@ func (m *Manager) create(ctx context.Context, id, name string, sb *sandbox.Sandb
 	if err != nil {
 		return fmt.Errorf("creating container %s: %w", id, err)
 	}
+	faults.Point("CreateContainer/after-shim-create")
 	c.State = st
 	if err := writeRecord(dir, c); err != nil {
 		return err
 	}
+	faults.Point("CreateContainer/after-record")
 	e := m.newEntry(c)
 	m.mu.Lock()
 	m.ctrs[id] = e

@@ -15,6 +15,7 @@ import (
 
 	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/faults"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/sandbox"
 	"github.com/huskrt/husk/shim/shimapi"
@@ -38,6 +39,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 			return err
 		}
 		st, err := sc.StartContainer(ctx, c.ID)
+		faults.Point("StartContainer/after-shim-start")
 		next := e.update(func(x *Container) { report(x, st, 0) })
 		if err != nil {
 			return fmt.Errorf("starting container %s: %w", c.ID, err)
@@ -63,7 +65,9 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		}
 		err = m.sandboxes.WithShim(c.PodID, func(_ *sandbox.Sandbox, sc *shimapi.Client) error {
 			st, err := sc.StopContainer(ctx, shimapi.StopContainerArgs{ID: c.ID, Signal: sig, Timeout: timeout})
+			faults.Point("StopContainer/after-shim-stop")
 			e.update(func(x *Container) { report(x, st, 0) })
+			faults.Point("StopContainer/after-update")
 			return err
 		})
 		if errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -128,6 +132,7 @@ func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	if err != nil {
 		return fmt.Errorf("removing container %s: %w", c.ID, err)
 	}
+	faults.Point("RemoveContainer/after-shim-remove")
 	// No exit is written into the record while it is removed, nor after.
 	e.recordMu.Lock()
 	err = m.removeFiles(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"k8s.io/klog/v2"
 
@@ -98,6 +99,25 @@ func (m *Manager) Reconcile(ctx context.Context) {
 		klog.InfoS("Removing what an interrupted CreateContainer left", "containerID", d.Name())
 		_ = os.RemoveAll(m.dir(d.Name()))
 		_ = m.images.Release(d.Name())
+	}
+	// Leases whose container has no directory at all: a crash between
+	// the lease and the directories of CreateContainer (the lease comes
+	// first, so that the image's layers cannot go while the rootfs is
+	// mounted from them), or between RemoveContainer's removal of the
+	// record and its release of the lease. Left, they would keep the
+	// image's layers on disk after the image is removed, for ever.
+	for _, owner := range m.images.LeaseOwners() {
+		id, _, _ := strings.Cut(owner, "/") // "<id>" or "<id>/volume-<n>"
+		if _, err := m.lookup(id); err == nil || !ids.Valid(id) {
+			continue
+		}
+		if _, err := os.Lstat(m.dir(id)); err == nil {
+			continue // an unreadable record's: left alone, as Load said
+		}
+		klog.InfoS("Ending the image lease of a container that has no record", "containerID", id, "lease", owner)
+		if err := m.images.Release(owner); err != nil {
+			klog.ErrorS(err, "Ending the image lease of a container that has no record", "containerID", id, "lease", owner)
+		}
 	}
 	for _, podDir := range m.sandboxes.StateDirs() {
 		bundles, _ := filepath.Glob(filepath.Join(podDir, "containers", "*"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/faults"
 	"github.com/huskrt/husk/internal/undo"
 	"github.com/huskrt/husk/sandbox"
 )
@@ -164,12 +165,14 @@ func (m *Manager) removeFiles(c *Container) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	faults.Point("RemoveContainer/after-unmount")
 	if err := os.RemoveAll(c.Bundle); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(m.dir(c.ID)); err != nil {
 		return err
 	}
+	faults.Point("RemoveContainer/after-record")
 	for i := range c.ImageVolumes {
 		errs = append(errs, m.images.Release(fmt.Sprintf("%s/volume-%d", c.ID, i)))
 	}

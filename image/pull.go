@@ -30,6 +30,7 @@ import (
 	"github.com/huskrt/husk/image/hosts"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/faults"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/tracing"
 )
@@ -588,9 +589,11 @@ func (p *Puller) pullFrom(ctx context.Context, h hosts.Host, ref Ref, authr auth
 	if err := g.Wait(); err != nil {
 		return "", err
 	}
+	faults.Point("PullImage/before-commit")
 	if err := p.store.Commit(rec, ref, repoDigest); err != nil {
 		return "", err
 	}
+	faults.Point("PullImage/after-commit")
 	return rec.ID, nil
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/faults"
 )
 
 // ErrDigestMismatch is wrapped by errors of content that does not hash to
@@ -257,6 +258,7 @@ func (s *Store) WriteBlob(digest string, r io.Reader) error {
 	if got := h.Digest().String(); got != digest {
 		return fmt.Errorf("blob %s: %w: content hashes to %s", digest, ErrDigestMismatch, got)
 	}
+	faults.Point("PullImage/blob-in-tmp")
 	return os.Rename(f.Name(), s.blobPath(digest))
 }
 
@@ -321,6 +323,7 @@ func (s *Store) UnpackLayer(chainID, blobDigest, diffID string, lim layer.Limits
 	if got := h.Digest().String(); got != diffID {
 		return fmt.Errorf("layer %s: %w: uncompressed content hashes to %s, the image says %s", blobDigest, ErrDigestMismatch, got, diffID)
 	}
+	faults.Point("PullImage/layer-in-tmp")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.idx.Layers[chainID]; ok {
@@ -513,6 +516,18 @@ func (s *Store) Lease(owner, imageID string) ([]string, error) {
 		return nil, err
 	}
 	return dirs, nil
+}
+
+// LeaseOwners lists the owners of leases, for recovery to end those of
+// containers that no record names.
+func (s *Store) LeaseOwners() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	owners := make([]string, 0, len(s.idx.Leases))
+	for o := range s.idx.Leases {
+		owners = append(owners, o)
+	}
+	return owners
 }
 
 // Release ends owner's lease; layers nothing else holds are deleted.

@@ -28,6 +28,7 @@ import (
 	"github.com/huskrt/husk/internal/cgroup"
 	"github.com/huskrt/husk/internal/cgwarm"
 	"github.com/huskrt/husk/internal/errdefs"
+	"github.com/huskrt/husk/internal/faults"
 	"github.com/huskrt/husk/internal/ids"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/names"
@@ -474,6 +475,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := MkdirPod(sb, stateDir); err != nil {
 		return err
 	}
+	faults.Point("RunPodSandbox/after-record")
 	// Kept with the record: the shim's pid file, the pins and the
 	// snapshot are what a later removal kills and unmounts by.
 	u.AddRecord(func(context.Context) error { return os.RemoveAll(stateDir) })
@@ -495,6 +497,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		return err
 	}
 	u.Add(func(context.Context) error { shim.abandon(); return nil })
+	faults.Point("RunPodSandbox/after-shim-launch")
 
 	// 2. Namespaces, pinned before the pause exists (in a pod with its own
 	// user namespace, after: the pause creates them inside it).
@@ -522,6 +525,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		u.Add(func(context.Context) error { return unmountAndRemove(shm) })
 		sb.ShmPath = shm
 	}
+	faults.Point("RunPodSandbox/after-pins")
 
 	// 4. The network, while the shim starts the pause: ADD needs only the
 	// pinned namespace and the pause needs no network, so they overlap.
@@ -554,6 +558,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 		return err
 	}
 	u.Add(func(ctx context.Context) error { return m.forceStop(ctx, sb, shimPID) })
+	faults.Point("RunPodSandbox/after-pause")
 	if !plan.PinFirst {
 		kinds := append([]string{NSUser}, plan.Own...)
 		pinned, err := pinFromProcess(filepath.Join(stateDir, "ns"), pausePID, kinds)
@@ -567,6 +572,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := networkUp(); err != nil {
 		return err
 	}
+	faults.Point("RunPodSandbox/after-network")
 	client, err := dialShim(ctx, stateDir)
 	if err != nil {
 		return fmt.Errorf("connecting to the shim: %w", err)
@@ -597,6 +603,7 @@ func (m *Manager) create(ctx context.Context, id, name string, cfg *runtime.PodS
 	if err := writeRecord(rootDir, sb); err != nil {
 		return err
 	}
+	faults.Point("RunPodSandbox/after-ready")
 	p := &pod{id: id, shim: client, rootDir: rootDir}
 	p.cur.Store(sb)
 	m.mu.Lock()
@@ -781,6 +788,7 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 	stopped := false
 	if p.shim != nil {
 		snap, err := p.shim.Stop(ctx, shimapi.StopArgs{Timeout: m.cfg.StopTimeout})
+		faults.Point("StopPodSandbox/after-shim-stop")
 		p.shim.Close()
 		p.shim = nil
 		if err == nil {
@@ -814,6 +822,7 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 		if err := m.teardownNetwork(ctx, cur); err != nil {
 			return fmt.Errorf("stopping pod sandbox %s: %w", cur.ID, err)
 		}
+		faults.Point("StopPodSandbox/after-network")
 		if err := p.update(func(s *Sandbox) { s.NetworkDown = true }); err != nil {
 			return err
 		}
@@ -823,6 +832,7 @@ func (m *Manager) stopLocked(ctx context.Context, p *pod) error {
 			return err
 		}
 	}
+	faults.Point("StopPodSandbox/after-shm")
 	klog.InfoS("Pod sandbox stopped", "podSandboxID", cur.ID)
 	return p.update(func(s *Sandbox) {
 		if s.State == StateReady || s.Reason == "" {
@@ -842,11 +852,13 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 		if err := m.observer.RemovePod(ctx, p.id); err != nil {
 			return fmt.Errorf("removing the containers of pod sandbox %s: %w", p.id, err)
 		}
+		faults.Point("RemovePodSandbox/after-containers")
 	}
 	return m.withPod(idOrPrefix, func(p *pod) error {
 		if err := m.stopLocked(ctx, p); err != nil {
 			return err
 		}
+		faults.Point("RemovePodSandbox/after-stop")
 		cur := p.cur.Load()
 		if cur.PodCgroup != "" {
 			if err := cgroup.Destroy(cur.PodCgroup, m.cfg.StopTimeout); err != nil {
@@ -903,12 +915,14 @@ func (m *Manager) removeFiles(sb *Sandbox) error {
 	if err := unpinNamespaces(pins); err != nil {
 		return err
 	}
+	faults.Point("RemovePodSandbox/after-unpin")
 	if err := unmountAndRemove(filepath.Join(stateDir, "shm")); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(stateDir); err != nil {
 		return err
 	}
+	faults.Point("RemovePodSandbox/after-state-dir")
 	return os.RemoveAll(m.rootDir(sb.ID))
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/huskrt/husk/image"
 	"github.com/huskrt/husk/image/layer"
 	"github.com/huskrt/husk/internal/cgroup"
+	"github.com/huskrt/husk/internal/faults"
 	"github.com/huskrt/husk/internal/metrics"
 	"github.com/huskrt/husk/internal/nri"
 	"github.com/huskrt/husk/internal/tracing"
@@ -55,6 +56,11 @@ func main() {
 
 	if *showVersion {
 		fmt.Println("huskd", version)
+		if faults.Enabled {
+			// The integration tests look for this line: only such a
+			// build can be crashed at a named point.
+			fmt.Println("fault points: compiled in ($" + faults.EnvVar + ")")
+		}
 		return
 	}
 	cfg, err := loadConfig(*configPath, explicit)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,9 @@ type Huskd struct {
 	NRISocket string
 	// Args are extra huskd arguments, kept across restarts.
 	Args []string
+	// Env is added to huskd's environment at each Launch (a fault point,
+	// HUSK_FAULT_POINT).
+	Env []string
 
 	cmd          *exec.Cmd
 	exited       chan struct{}
@@ -201,6 +205,14 @@ func Prepare(t testing.TB, args ...string) *Huskd {
 // Launch starts the huskd process and connects to it.
 func (h *Huskd) Launch() {
 	h.t.Helper()
+	h.LaunchNoWait()
+	h.WaitReady()
+}
+
+// LaunchNoWait starts the huskd process and returns: for a huskd that is
+// to die before it is ready (killed at a fault point during its recovery).
+func (h *Huskd) LaunchNoWait() {
+	h.t.Helper()
 	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		h.t.Fatal(err)
@@ -211,26 +223,44 @@ func (h *Huskd) Launch() {
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	// With race-built binaries (make test), huskd's and its shims' race
 	// reports go to files that cleanup turns into a failure.
-	h.cmd.Env = append(os.Environ(), raceEnv(h.Dir))
+	h.cmd.Env = append(append(os.Environ(), raceEnv(h.Dir)), h.Env...)
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}
 	h.exited = make(chan struct{})
 	go func() { _ = h.cmd.Wait(); close(h.exited) }()
-	h.WaitReady()
 }
 
 // WaitReady waits until huskd answers Version (it answers Unavailable while
 // it recovers), then opens the CRI clients.
 func (h *Huskd) WaitReady() {
 	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	// The socket first: a gRPC client that finds nothing listening backs
+	// off for a second before it tries again, which made every launch
+	// take a second more than huskd needs.
+	for {
+		c, err := net.DialTimeout("unix", h.Sock, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-h.exited:
+			h.t.Fatalf("huskd exited: %v\n%s", h.cmd.ProcessState, h.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("huskd not listening after 30s: %v\n%s", err, h.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	conn, err := grpc.NewClient("unix://"+h.Sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	raw := runtime.NewRuntimeServiceClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := raw.Version(ctx, &runtime.VersionRequest{})
@@ -288,6 +318,18 @@ func (h *Huskd) Kill() {
 	h.closeClients()
 	_ = h.cmd.Process.Kill()
 	<-h.exited
+}
+
+// WaitExit waits until huskd has exited by itself (killed at a fault
+// point) and closes the clients; it fails the test after timeout.
+func (h *Huskd) WaitExit(timeout time.Duration) {
+	h.t.Helper()
+	select {
+	case <-h.exited:
+		h.closeClients()
+	case <-time.After(timeout):
+		h.t.Fatalf("huskd still runs %s later\n%s", timeout, h.Log())
+	}
 }
 
 // Stop asks huskd to stop with SIGTERM and waits for it.
