@@ -185,6 +185,8 @@ test-cgroupv2: deps build
 # The churn soak (issue 18.2): 2,000 pod lifecycles (two containers, exec
 # probes, logs each) against the release huskd, with huskd's RSS,
 # goroutines and descriptors every 100 cycles; `make test` runs 200.
+# HUSK_SOAK_HEAP_DIR=dir keeps huskd's heap profiles (after the warm-up and
+# every 100 cycles) for `go tool pprof -base`.
 SOAK_CYCLES ?= 2000
 
 soak: deps build

@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,7 +56,15 @@ func TestSoak(t *testing.T) {
 	warmup := 40
 	releaseBinaries(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", huskdtest.FreePort(t))
-	h, _ := ctrHuskd(t, fmt.Sprintf("[metrics]\naddress = %q\n", addr))
+	config := fmt.Sprintf("[metrics]\naddress = %q\n", addr)
+	// HUSK_SOAK_HEAP_DIR keeps huskd's heap profile after the warm-up and
+	// at the end, for `go tool pprof -base`: where a growth comes from.
+	heapDir := os.Getenv("HUSK_SOAK_HEAP_DIR")
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", huskdtest.FreePort(t))
+	if heapDir != "" {
+		config += fmt.Sprintf("[debug]\npprof_address = %q\n", pprofAddr)
+	}
+	h, _ := ctrHuskd(t, config)
 	logs := t.TempDir()
 
 	sample := func(done int) soakSample {
@@ -65,6 +75,9 @@ func TestSoak(t *testing.T) {
 		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", h.PID()))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if heapDir != "" {
+			saveHeapProfile(t, pprofAddr, filepath.Join(heapDir, fmt.Sprintf("heap-%d.pb.gz", done)))
 		}
 		return soakSample{cycles: done, rssKiB: rss, goroutines: int(scrape(t, addr)["go_goroutines"]), fds: len(fds)}
 	}
@@ -234,4 +247,22 @@ func podCount(t *testing.T, h *huskdtest.Huskd) int {
 		t.Fatal(err)
 	}
 	return len(pods)
+}
+
+// saveHeapProfile writes huskd's heap profile, after a collection, to path.
+func saveHeapProfile(t *testing.T, addr, path string) {
+	t.Helper()
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("heap profile: %s, %v", resp.Status, err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
