@@ -6,27 +6,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// reset sends what it has and resets the connection (RST, not FIN).
-func reset(w http.ResponseWriter) {
-	w.(http.Flusher).Flush()
-	c, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	c.Close()
-}
+	"github.com/huskrt/husk/conformance/images"
+)
 
 func TestResumeTransport(t *testing.T) {
 	blob := make([]byte, 100<<10)
@@ -64,7 +52,7 @@ func TestResumeTransport(t *testing.T) {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, len(blob)-1, len(blob)))
 			w.WriteHeader(http.StatusPartialContent)
 			_, _ = w.Write(blob[from : from+100])
-			reset(w)
+			images.ResetConnection(w)
 		}, maxResumes, "connection reset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +65,7 @@ func TestResumeTransport(t *testing.T) {
 				}
 				w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
 				_, _ = w.Write(blob[:half])
-				reset(w)
+				images.ResetConnection(w)
 			}))
 			defer srv.Close()
 			ctx := withLayerLimit(context.Background(), "sha256:ab", int64(len(blob)))

@@ -232,6 +232,27 @@ func (h *Huskd) LaunchNoWait() {
 	go func() { _ = h.cmd.Wait(); close(h.exited) }()
 }
 
+// retry calls try every interval until it succeeds, failing the test when
+// huskd exits or the deadline passes first.
+func (h *Huskd) retry(deadline time.Time, what string, every time.Duration, try func() error) {
+	h.t.Helper()
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		select {
+		case <-h.exited:
+			h.t.Fatalf("huskd exited: %v\n%s", h.cmd.ProcessState, h.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("huskd not %s after 30s: %v\n%s", what, err, h.Log())
+		}
+		time.Sleep(every)
+	}
+}
+
 // WaitReady waits until huskd answers Version (it answers Unavailable while
 // it recovers), then opens the CRI clients.
 func (h *Huskd) WaitReady() {
@@ -240,44 +261,24 @@ func (h *Huskd) WaitReady() {
 	// The socket first: a gRPC client that finds nothing listening backs
 	// off for a second before it tries again, which made every launch
 	// take a second more than huskd needs.
-	for {
+	h.retry(deadline, "listening", 10*time.Millisecond, func() error {
 		c, err := net.DialTimeout("unix", h.Sock, time.Second)
 		if err == nil {
 			c.Close()
-			break
 		}
-		select {
-		case <-h.exited:
-			h.t.Fatalf("huskd exited: %v\n%s", h.cmd.ProcessState, h.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("huskd not listening after 30s: %v\n%s", err, h.Log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	})
 	conn, err := grpc.NewClient("unix://"+h.Sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	raw := runtime.NewRuntimeServiceClient(conn)
-	for {
+	h.retry(deadline, "ready", 20*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		_, err := raw.Version(ctx, &runtime.VersionRequest{})
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-h.exited:
-			h.t.Fatalf("huskd exited: %v\n%s", h.cmd.ProcessState, h.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("huskd not ready after 30s: %v\n%s", err, h.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	h.conn, h.Raw, h.RawImages = conn, raw, runtime.NewImageServiceClient(conn)
 	//lint:ignore SA1019 the builder only renames these; their defaults are the ones wanted
 	h.Runtime, err = remote.NewRemoteRuntimeService(context.Background(), "unix://"+h.Sock, 2*time.Minute, nil, false)

@@ -351,3 +351,18 @@ type basic struct{ user, pass string }
 func (b *basic) Authorization() (*authn.AuthConfig, error) {
 	return &authn.AuthConfig{Username: b.user, Password: b.pass}, nil
 }
+
+// ResetConnection sends what the handler has written so far and resets the
+// connection (RST, not FIN: SO_LINGER 0), as a registry or a proxy that
+// drops a download does.
+func ResetConnection(w http.ResponseWriter) {
+	w.(http.Flusher).Flush()
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}

@@ -252,16 +252,7 @@ func TestHostileRegistry(t *testing.T) {
 				w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
 				w.WriteHeader(http.StatusOK)
 				_, _ = w.Write(blob[:len(blob)/2])
-				w.(http.Flusher).Flush()
-				// Reset, not a clean close: SO_LINGER 0 sends RST.
-				c, _, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					return
-				}
-				if tc, ok := c.(*net.TCPConn); ok {
-					_ = tc.SetLinger(0)
-				}
-				c.Close()
+				images.ResetConnection(w)
 			})
 			took, err := pull("registry.k8s.io/test/" + tag + ":1")
 			logged(t, "connection reset half way through a layer, then "+tc.name, took, err)
