@@ -152,12 +152,14 @@ node-e2e: node-e2e-build
 	./scripts/kubelet.sh
 	$(TEST_ENV) $(NODE_E2E_ENV) $(GO) test -count=1 -v -timeout 3h -run '^TestNodeE2E$$' ./conformance/kubelet/
 
-# The subset `make test` runs (13 minutes here): the selection without the spec
+# The subset `make test` runs (11 minutes here): the selection without the spec
 # groups that mostly wait out probes, restarts and grace periods (probes,
-# device plugin failures, mirror pods, sleep hooks) and the two that need
+# device plugin failures, mirror pods, sleep hooks), the two that need
 # what this host lacks (the Summary API's system containers and PSI;
-# cAdvisor's metrics of them).
-NODE_E2E_QUICK_SKIP := \[sig-node\] (Probing container|Probing restartable init container|Device Plugin Failures|MirrorPod|Summary API|Lifecycle Sleep Hook|ContainerMetrics)
+# cAdvisor's metrics of them), and the six ConfigMap/Secret "updates should
+# be reflected in volume" specs, which wait out kubelet's volume sync
+# (~70 s each) and exercise kubelet, not the runtime.
+NODE_E2E_QUICK_SKIP := \[sig-node\] (Probing container|Probing restartable init container|Device Plugin Failures|MirrorPod|Summary API|Lifecycle Sleep Hook|ContainerMetrics)|updates should be reflected in volume
 
 node-e2e-quick: node-e2e-build
 	./scripts/kubelet.sh
