@@ -85,13 +85,22 @@ func NS(t testing.TB, pid int, kind string) string {
 // Eventually polls cond every 20ms until it holds or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Until(timeout, cond) {
+		t.Fatalf("after %s: %s", timeout, what)
+	}
+}
+
+// Until is Eventually for a goroutine other than the test's (which must
+// not call t.Fatal): it reports whether cond came true within timeout.
+func Until(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // Alive reports whether pid exists, is not a zombie and is not exiting.

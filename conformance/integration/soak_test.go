@@ -202,29 +202,24 @@ func (p *soakPod) start() error {
 func (p *soakPod) finish() error {
 	ctx := context.Background()
 	want := "ready " + p.name + "\n"
-	deadline := time.Now().Add(30 * time.Second)
-	for probes := 0; probes < soakExecs; {
-		_, _, err := p.h.Runtime.ExecSync(ctx, p.app, []string{"cat", "/tmp/ready"}, 10*time.Second)
-		switch {
-		case err == nil:
+	// Until the app has touched /tmp/ready a probe fails, as kubelet's
+	// would, and is made again.
+	probes := 0
+	var err error
+	if !huskdtest.Until(30*time.Second, func() bool {
+		if _, _, err = p.h.Runtime.ExecSync(ctx, p.app, []string{"cat", "/tmp/ready"}, 10*time.Second); err == nil {
 			probes++
-		case time.Now().After(deadline):
-			return fmt.Errorf("exec probe: %w", err)
-		default:
-			// The app has not touched /tmp/ready yet (a failed probe, as
-			// kubelet would see one): probe again.
-			time.Sleep(20 * time.Millisecond)
 		}
+		return probes == soakExecs
+	}) {
+		return fmt.Errorf("exec probe: %w", err)
 	}
-	for {
-		b, err := os.ReadFile(filepath.Join(p.cfg.LogDirectory, "app.log"))
-		if err == nil && strings.HasSuffix(string(b), " stdout F "+want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the app's log is %q, want its line %q", b, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var log []byte
+	if !huskdtest.Until(30*time.Second, func() bool {
+		log, _ = os.ReadFile(filepath.Join(p.cfg.LogDirectory, "app.log"))
+		return strings.HasSuffix(string(log), " stdout F "+want)
+	}) {
+		return fmt.Errorf("the app's log is %q, want its line %q", log, want)
 	}
 	for _, c := range []string{p.app, p.top} {
 		if err := p.h.Runtime.StopContainer(ctx, c, 0); err != nil {
