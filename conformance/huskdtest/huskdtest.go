@@ -232,24 +232,23 @@ func (h *Huskd) LaunchNoWait() {
 	go func() { _ = h.cmd.Wait(); close(h.exited) }()
 }
 
-// retry calls try every interval until it succeeds, failing the test when
-// huskd exits or the deadline passes first.
-func (h *Huskd) retry(deadline time.Time, what string, every time.Duration, try func() error) {
+// retry calls try until it succeeds, failing the test when huskd exits
+// or the deadline passes first.
+func (h *Huskd) retry(deadline time.Time, what string, try func() error) {
 	h.t.Helper()
-	for {
-		err := try()
-		if err == nil {
-			return
+	var err error
+	if !Until(time.Until(deadline), func() bool {
+		if err = try(); err == nil {
+			return true
 		}
 		select {
 		case <-h.exited:
 			h.t.Fatalf("huskd exited: %v\n%s", h.cmd.ProcessState, h.Log())
 		default:
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("huskd not %s after 30s: %v\n%s", what, err, h.Log())
-		}
-		time.Sleep(every)
+		return false
+	}) {
+		h.t.Fatalf("huskd not %s after 30s: %v\n%s", what, err, h.Log())
 	}
 }
 
@@ -261,7 +260,7 @@ func (h *Huskd) WaitReady() {
 	// The socket first: a gRPC client that finds nothing listening backs
 	// off for a second before it tries again, which made every launch
 	// take a second more than huskd needs.
-	h.retry(deadline, "listening", 10*time.Millisecond, func() error {
+	h.retry(deadline, "listening", func() error {
 		c, err := net.DialTimeout("unix", h.Sock, time.Second)
 		if err == nil {
 			c.Close()
@@ -273,7 +272,7 @@ func (h *Huskd) WaitReady() {
 		h.t.Fatal(err)
 	}
 	raw := runtime.NewRuntimeServiceClient(conn)
-	h.retry(deadline, "ready", 20*time.Millisecond, func() error {
+	h.retry(deadline, "ready", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := raw.Version(ctx, &runtime.VersionRequest{})
