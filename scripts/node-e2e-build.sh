@@ -35,8 +35,12 @@ link() {
 	ln -sfn "$BINARY" "$TOOLS/bin/e2e_node.test"
 	ln -sfn "$PROGRAMS" "$TOOLS/e2e_node-programs"
 	ln -sfn "$GINKGO" "$TOOLS/bin/ginkgo"
+	ln -sfn "$KITTEN" "$TOOLS/e2e_node-kitten"
 }
-if [ -x "$BINARY" ] && [ -x "$PROGRAMS/busybox" ] && [ -x "$GINKGO" ]; then
+# Data files of the test images, from the same module (test/images/kitten:
+# the image volume specs' image).
+KITTEN="$CACHE/kitten"
+if [ -x "$BINARY" ] && [ -x "$PROGRAMS/busybox" ] && [ -x "$GINKGO" ] && [ -f "$KITTEN/data.json" ]; then
 	link
 	exit 0
 fi
@@ -66,12 +70,25 @@ if [ ! -x "$GINKGO" ]; then
 	mv "$GINKGO.tmp" "$GINKGO"
 fi
 
+kube_dir=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+if [ ! -f "$KITTEN/data.json" ]; then
+	rm -rf "$KITTEN.tmp"
+	mkdir -p "$KITTEN.tmp"
+	cp "$kube_dir/test/images/kitten/html/data.json" "$kube_dir/test/images/kitten/html/kitten.jpg" "$KITTEN.tmp/"
+	chmod 0644 "$KITTEN.tmp"/*
+	rm -rf "$KITTEN"
+	mv "$KITTEN.tmp" "$KITTEN"
+fi
+if [ -x "$PROGRAMS/busybox" ]; then
+	link
+	exit 0
+fi
+
 # The programs are built as upstream's image builds do (test/images/
 # image-util.sh: static, CGO_ENABLED=0; agnhost with its VERSION as
 # main.Version), into a directory renamed into place when all are there.
 
 echo "node-e2e-build.sh: compiling the test images' programs ($PROGRAM_PKGS)"
-kube_dir=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 agnhost_version=$(cat "$kube_dir/test/images/agnhost/VERSION")
 rm -rf "$PROGRAMS.tmp"
 mkdir -p "$PROGRAMS.tmp"

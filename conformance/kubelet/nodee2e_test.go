@@ -63,7 +63,43 @@ resolvConf: %[3]s
 // API server in its own process and a kubelet of scripts/kubelet.sh's
 // whose runtime is huskd, and its specs run pods through them. The images
 // are nodee2e.Images, served by a local registry through huskd's mirrors.
+// The selection is every spec of the suite but those of selectionSkips
+// and hostSkips, 8 at a time.
 func TestNodeE2E(t *testing.T) {
+	var skips []string
+	for _, s := range selectionSkips {
+		skips = append(skips, regexp.QuoteMeta(s.label))
+	}
+	for _, h := range hostSkips {
+		skips = append(skips, regexp.QuoteMeta(h.spec))
+	}
+	runNodeE2E(t, "", skips, "8")
+}
+
+// TestNodeE2ESerial runs the suite's Serial specs that the selection
+// leaves out, one at a time (`make node-e2e` runs it after TestNodeE2E):
+// those of selectionSkips' other labels and of serialHostSkips are left
+// out still.
+func TestNodeE2ESerial(t *testing.T) {
+	var skips []string
+	for _, s := range selectionSkips {
+		if s.label != "[Serial]" {
+			skips = append(skips, regexp.QuoteMeta(s.label))
+		}
+	}
+	for _, h := range append(append([]struct{ spec, why string }{}, hostSkips...), serialHostSkips...) {
+		skips = append(skips, regexp.QuoteMeta(h.spec))
+	}
+	runNodeE2E(t, "Serial", skips, "1")
+}
+
+// runNodeE2E runs the suite's specs that carry label (all for "") and no
+// regexp of skips matches, nodes at a time, and holds the ratchet for
+// them. HUSK_E2E_NODE_FOCUS runs only those it matches (ginkgo's focus)
+// and HUSK_E2E_NODE_SKIP leaves out more (make test runs the
+// NodeConformance specs of TestNodeE2E but the slowest); HUSK_E2E_NODE_NODES
+// changes nodes.
+func runNodeE2E(t *testing.T, label string, skips []string, nodes string) {
 	suite := os.Getenv("HUSK_E2E_NODE")
 	if suite == "" {
 		t.Skip("HUSK_E2E_NODE is not set: run through `make node-e2e`, which builds the suite")
@@ -73,28 +109,31 @@ func TestNodeE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// HUSK_E2E_NODE_FOCUS runs only the specs it matches (ginkgo's focus),
-	// and the ratchet holds only for them: make test runs a subset.
+	// The suite writes every label into its spec's text too.
 	focus := os.Getenv("HUSK_E2E_NODE_FOCUS")
-	if focus == "" {
-		focus = `\[NodeConformance\]`
-	} else if expected, err = ginkgoreport.Focused(expected, focus); err != nil {
-		t.Fatalf("HUSK_E2E_NODE_FOCUS: %v", err)
+	filters := []string{focus}
+	if label != "" {
+		filters = append(filters, regexp.QuoteMeta("["+label+"]"))
 	}
-	// HUSK_E2E_NODE_SKIP leaves out more specs (ginkgo's skip, beside the
-	// Serial, Slow, Flaky and Disruptive ones), and the ratchet then holds
-	// only for those it keeps.
-	skip := `\[Serial\]|\[Slow\]|\[Flaky\]|\[Disruptive\]`
-	for _, h := range hostSkips {
-		skip += "|" + regexp.QuoteMeta(h.spec)
+	for _, f := range filters {
+		if f == "" {
+			continue
+		}
+		if expected, err = ginkgoreport.Focused(expected, f); err != nil {
+			t.Fatalf("focus %q: %v", f, err)
+		}
 	}
 	if more := os.Getenv("HUSK_E2E_NODE_SKIP"); more != "" {
-		re, err := regexp.Compile(more)
-		if err != nil {
-			t.Fatalf("HUSK_E2E_NODE_SKIP: %v", err)
-		}
-		expected = slices.DeleteFunc(expected, re.MatchString)
-		skip += "|" + more
+		skips = append(skips, more)
+	}
+	skip := strings.Join(skips, "|")
+	skipRE, err := regexp.Compile(skip)
+	if err != nil {
+		t.Fatalf("skip: %v", err)
+	}
+	expected = slices.DeleteFunc(expected, skipRE.MatchString)
+	if n := os.Getenv("HUSK_E2E_NODE_NODES"); n != "" {
+		nodes = n
 	}
 	if _, err := os.Stat(rootDirectory); err == nil {
 		t.Fatalf("%s exists: the suite's kubelet uses it (a constant of the suite); is a kubelet running here?", rootDirectory)
@@ -180,17 +219,14 @@ func TestNodeE2E(t *testing.T) {
 	if ginkgo := os.Getenv("HUSK_GINKGO"); ginkgo != "" {
 		// ginkgo's CLI runs the specs in parallel processes; the first
 		// starts the services (etcd, the API server, kubelet) for all.
-		// 8, as upstream's node e2e jobs: the specs mostly wait (for
-		// pods to start, probes to fire, grace periods to end).
-		nodes := os.Getenv("HUSK_E2E_NODE_NODES")
-		if nodes == "" {
-			nodes = "8"
-		}
+		// 8 for TestNodeE2E, as upstream's node e2e jobs: the specs
+		// mostly wait (for pods to start, probes to fire, grace periods
+		// to end).
 		cmd = exec.Command(ginkgo, append([]string{"run", "--nodes=" + nodes,
-			"--focus=" + focus, "--skip=" + skip, "--no-color", "--json-report=" + report, "--timeout=3h",
+			"--focus=" + focus, "--label-filter=" + label, "--skip=" + skip, "--no-color", "--json-report=" + report, "--timeout=3h",
 			suiteBin, "--"}, suiteArgs...)...)
 	} else {
-		cmd = exec.Command(suiteBin, append([]string{"--ginkgo.focus=" + focus, "--ginkgo.skip=" + skip,
+		cmd = exec.Command(suiteBin, append([]string{"--ginkgo.focus=" + focus, "--ginkgo.label-filter=" + label, "--ginkgo.skip=" + skip,
 			"--ginkgo.no-color", "--ginkgo.json-report=" + report, "--ginkgo.timeout=3h"}, suiteArgs...)...)
 	}
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
@@ -232,6 +268,21 @@ func TestNodeE2E(t *testing.T) {
 	}
 }
 
+// selectionSkips are the labels (in the specs' text) of the specs the
+// selection leaves out, each with why; the rest of the suite, 1,275 specs,
+// is selected. It runs in parallel on one node, so what must run alone or
+// disturbs the node is out; so is what tests another program than the
+// runtime or kubelet as `make node-e2e` runs it.
+var selectionSkips = []struct{ label, why string }{
+	{"[Serial]", "must run alone on the node: the selection runs 8 specs at a time"},
+	{"[Disruptive]", "restarts kubelet or the runtime, or exhausts the node (eviction), under the other specs"},
+	{"[Slow]", "minutes each (127 pod-level resizes, volume update waits); upstream runs them in its slow jobs only"},
+	{"[Flaky]", "upstream's own verdict: they fail on any runtime now and then"},
+	{"[Feature:OffByDefault]", "an alpha feature gate, off in kubelet v1.37.2 as it runs here (its defaults)"},
+	{"[Feature:CriProxy]", "runs kubelet through the suite's CRI proxy (--cri-proxy-enabled), which injects runtime errors: a run of its own upstream"},
+	{"[Feature:StandaloneMode]", "kubelet without an API server; this run has one"},
+}
+
 // hostSkips are the specs of the selection that cannot pass on this kind
 // of machine, whatever the runtime, each with why: they are skipped.
 var hostSkips = []struct{ spec, why string }{
@@ -239,7 +290,27 @@ var hostSkips = []struct{ spec, why string }{
 		"it adds a dummy link from a privileged container, and this kernel has no dummy link type (ip link add: Operation not supported)"},
 	{"[sig-node] Summary API when querying /stats/summary should report resource usage through the stats api",
 		"it wants PSI figures, which cgroup v1 has none of, and the node's kubelet, runtime and system containers, which would mean moving the machine's own processes into cgroups of kubelet's"},
+	{"[sig-node] Pod InPlace Resize Container guaranteed qos - 1 container with resize policy [Feature:InPlacePodVerticalScaling] cpu restart resizing cpu & mem",
+		"a resize that restarts a Guaranteed container checks its new process's oom_score_adj is -997; root here lacks CAP_SYS_RESOURCE, so no runtime can lower it below 0 (both leave 0)"},
+	{"[sig-node] Pod InPlace Resize Container guaranteed qos - 1 container with resize policy [Feature:InPlacePodVerticalScaling] cpu restart resizing cpu",
+		"as above"},
+	{"[sig-node] Pod InPlace Resize Container guaranteed qos - 1 container with resize policy [Feature:InPlacePodVerticalScaling] mem restart resizing mem",
+		"as above"},
+	{"[sig-node] Pod InPlace Resize Container guaranteed qos - 1 container with resize policy [Feature:InPlacePodVerticalScaling] mem restart resizing cpu & mem",
+		"as above"},
+	{"[sig-node] Pod InPlace Resize Container guaranteed qos - 1 container with resize policy [Feature:InPlacePodVerticalScaling] cpu & mem restart",
+		"as above"},
+	{"[sig-network] Networking Granular Checks: Pods should function for intra-pod communication: sctp",
+		"this kernel has no SCTP (socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP): protocol not supported)"},
+	{"[sig-node] ImageID [Feature:ImageID] should be set to the manifest digest (from RepoDigests) when available",
+		"it names upstream's busybox by its digest in registry.k8s.io; offline, no image with that digest can be made (as critest's digest-pinned spec)"},
+	{"[sig-node] ImageCredentialProvider [Feature:KubeletCredentialProviders]",
+		"it pulls agnhost from Google's authenticated registry through kubelet's GCP credential provider plugin, neither of which is here"},
 }
+
+// serialHostSkips are the Serial specs that cannot pass on this kind of
+// machine, whatever the runtime, each with why.
+var serialHostSkips = []struct{ spec, why string }{}
 
 // nodeE2EExpected is the node e2e suite's ratchet file: the specs that
 // pass against huskd.
@@ -345,7 +416,7 @@ func serveNodeE2EImages(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs, err := nodee2e.Build(nodee2e.Inputs{Programs: programs, Imagebin: imagebin, Pause: pause})
+	imgs, err := nodee2e.Build(nodee2e.Inputs{Programs: programs, Imagebin: imagebin, Pause: pause, Kitten: os.Getenv("HUSK_E2E_NODE_KITTEN")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,9 @@ type Inputs struct {
 	Programs string
 	Imagebin []byte // critest's imagebin, the nginx stand-in
 	Pause    []byte // a static pause program
+	// Kitten is scripts/node-e2e-build.sh's kitten/ directory: the
+	// kitten image's data.json and kitten.jpg, from the kubernetes module.
+	Kitten string
 }
 
 // Build builds the images of Images (all but the one that must not
@@ -109,6 +112,10 @@ func Build(in Inputs) (map[string]v1.Image, error) {
 			{Name: "localhost.key", Body: key},
 			{Name: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n")},
 			{Name: "etc/group", Body: []byte("root:x:0:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
+			// Upstream's base, alpine 3.21, names itself here; the image
+			// volume specs read it back through a volume of kitten, which
+			// is agnhost's image with two files more.
+			{Name: "etc/os-release", Body: []byte(alpineOSRelease)},
 			{Name: "home/user-defined-in-image/", UID: 1000, GID: 1000},
 			// Which agnhost this is: 2.55's stand-in differs in this
 			// file, so its ID differs.
@@ -130,6 +137,21 @@ func Build(in Inputs) (map[string]v1.Image, error) {
 		}
 		out["registry.k8s.io/e2e-test-images/agnhost:"+tag] = image(agnhostConfig, files)
 	}
+	// kitten: agnhost 2.66.1 with the two files of test/images/kitten
+	// at /, serving them (CMD test-webserver), as upstream's Dockerfile.
+	kittenFiles, err := agnhostFiles("2.66.1")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"kitten.jpg", "data.json"} {
+		b, err := os.ReadFile(filepath.Join(in.Kitten, name))
+		if err != nil {
+			return nil, err
+		}
+		kittenFiles = append(kittenFiles, images.File{Name: name, Body: b})
+	}
+	out["registry.k8s.io/e2e-test-images/kitten:1.8"] = image(images.Config{Entrypoint: agnhostConfig.Entrypoint,
+		Cmd: []string{"test-webserver"}, ExposedPorts: agnhostConfig.ExposedPorts}, kittenFiles)
 	out["registry.k8s.io/e2e-test-images/busybox:1.37.0-2"] = image(images.Config{}, bb)
 	nginx, err := with(nil, images.File{Name: "usr/local/"}, images.File{Name: "usr/local/sbin/"},
 		images.File{Name: "usr/local/sbin/nginx", Body: in.Imagebin, Mode: 0o755})
@@ -219,3 +241,12 @@ func fakeRegistry(name, tag string, img v1.Image) ([]images.File, error) {
 	files = append(files, images.File{Name: root + "manifests/" + tag, Body: []byte(digest + "\n")})
 	return files, nil
 }
+
+// alpineOSRelease is alpine 3.21's /etc/os-release.
+const alpineOSRelease = `NAME="Alpine Linux"
+ID=alpine
+VERSION_ID=3.21.3
+PRETTY_NAME="Alpine Linux v3.21"
+HOME_URL="https://alpinelinux.org/"
+BUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"
+`

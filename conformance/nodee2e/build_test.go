@@ -20,12 +20,13 @@ import (
 )
 
 // TestBuild builds every image and checks what the specs rely on in each.
-// It needs $HUSK_BUSYBOX, $HUSK_BIN (the pause) and $HUSK_E2E_NODE_PROGRAMS.
+// It needs $HUSK_BUSYBOX, $HUSK_BIN (the pause), $HUSK_E2E_NODE_PROGRAMS and
+// $HUSK_E2E_NODE_KITTEN.
 func TestBuild(t *testing.T) {
 	programs := os.Getenv("HUSK_E2E_NODE_PROGRAMS")
 	bin := os.Getenv("HUSK_BIN")
-	if programs == "" || bin == "" {
-		t.Skip("$HUSK_E2E_NODE_PROGRAMS or $HUSK_BIN is not set (`make node-e2e-build` sets them)")
+	if programs == "" || bin == "" || os.Getenv("HUSK_E2E_NODE_KITTEN") == "" {
+		t.Skip("$HUSK_E2E_NODE_PROGRAMS, $HUSK_E2E_NODE_KITTEN or $HUSK_BIN is not set (`make node-e2e-build` sets them)")
 	}
 	pause, err := os.ReadFile(filepath.Join(bin, "husk-pause"))
 	if err != nil {
@@ -35,7 +36,7 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	built, err := Build(Inputs{Programs: programs, Imagebin: imagebin, Pause: pause})
+	built, err := Build(Inputs{Programs: programs, Imagebin: imagebin, Pause: pause, Kitten: os.Getenv("HUSK_E2E_NODE_KITTEN")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +68,8 @@ func TestBuild(t *testing.T) {
 			files:     map[string]int64{"agnhost": 0o755, "usr/bin/curl": 0o755, "bin/bash": 0o755, "localhost.crt": 0o644, "localhost.key": 0o644, "bin/sh": 0o755, "uploads": 0o755, "var/registry/pause/manifests/testing": 0o644},
 			passwdHas: "user-defined-in-image:x:1000:"},
 		{name: "agnhost:2.55", entrypoint: "/agnhost", cmd: "pause", files: map[string]int64{"agnhost": 0o755}},
+		{name: "kitten:1.8", entrypoint: "/agnhost", cmd: "test-webserver", files: map[string]int64{"agnhost": 0o755, "data.json": 0o644, "kitten.jpg": 0o644, "etc/os-release": 0o644},
+			passwdHas: "root:x:0:0:"},
 		{name: "busybox:1.37.0-2", cmd: "sh", files: map[string]int64{"bin/sh": 0o755, "bin/sleep": 0o755, "bin/nmeter": 0o755, "bin/top": 0o755}},
 		{name: "nginx:1.27.0-2", entrypoint: "nginx -g daemon off;", files: map[string]int64{"usr/local/sbin/nginx": 0o755}},
 		{name: "nonewprivs:1.4", cmd: "nnp", files: map[string]int64{"usr/local/bin/nnp": 0o4755}},
@@ -98,6 +101,13 @@ func TestBuild(t *testing.T) {
 		}
 		if c.passwdHas != "" && !strings.Contains(string(files["etc/passwd"].body), c.passwdHas) {
 			t.Errorf("%s: /etc/passwd lacks %q", c.name, c.passwdHas)
+		}
+	}
+	// What the image volume specs read through a volume of kitten.
+	kitten := contents(t, built["registry.k8s.io/e2e-test-images/kitten:1.8"])
+	for p, want := range map[string]string{"data.json": "kitten.jpg", "etc/os-release": "Alpine Linux", "etc/passwd": "root:"} {
+		if !strings.Contains(string(kitten[p].body), want) {
+			t.Errorf("kitten:1.8: /%s lacks %q", p, want)
 		}
 	}
 	if a, b := digest(t, built["registry.k8s.io/e2e-test-images/agnhost:2.66.1"]), digest(t, built["registry.k8s.io/e2e-test-images/agnhost:2.55"]); a == b {

@@ -42,8 +42,15 @@ var Images = []Image{
 		Name:     "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
 		Manifest: "Agnhost",
 		Upstream: "alpine 3.21 with /agnhost (ENTRYPOINT, CMD pause), agnhost-2 a link to it, bind-tools, curl, netcat, iproute2, iperf, bash, socat, coredns 1.6.2, porter's localhost.crt/key, /uploads, user-defined-in-image (uid 1000) in group-defined-in-image (gid 50000), and /var/registry: registry.k8s.io/pause:3.10.2 as pause:testing for fake-registry-server",
-		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on busybox 1.37.0 (the shell and tools the specs exec: sh, nc, wget, ip); /etc/passwd and /etc/group with the image's user and group; porter's localhost.crt and localhost.key at / (the https probe and hook servers); /var/registry in fake-registry-server's layout with the pause image below as pause:testing. Debian's curl and bash with their libraries (the suite's node-to-pod checks exec curl, the probe specs' scripts run /bin/bash). Not carried yet: alpine's bind-tools, iperf, socat and coredns, none of which the selection is known to run",
+		Build:    "the real program, agnhost 2.66.1, built by scripts/node-e2e-build.sh (programs/agnhost: `go build k8s.io/kubernetes/test/images/agnhost`, static, main.Version from its VERSION, as upstream's image-util.sh builds it); on busybox 1.37.0 (the shell and tools the specs exec: sh, nc, wget, ip); /etc/passwd and /etc/group with the image's user and group; alpine 3.21's /etc/os-release; porter's localhost.crt and localhost.key at / (the https probe and hook servers); /var/registry in fake-registry-server's layout with the pause image below as pause:testing. Debian's curl and bash with their libraries (the suite's node-to-pod checks exec curl, the probe specs' scripts run /bin/bash). Not carried yet: alpine's bind-tools, iperf, socat and coredns, none of which the selection is known to run",
 		UsedBy:   "e2e/common/node (pods, runtime: fake-registry-server and image pulls, lifecycle_hook, container_probe, security_context, ephemeral_containers), e2e/common/storage (volumes: mounttest), e2e_node (pod_host_ips, pod_conditions, summary, swap)",
+	},
+	{
+		Name:     "registry.k8s.io/e2e-test-images/kitten:1.8",
+		Manifest: "Kitten",
+		Upstream: "agnhost 2.66.1 with test/images/kitten/html's kitten.jpg and data.json at / (CMD test-webserver)",
+		Build:    "agnhost 2.66.1's image above with the same two files (scripts/node-e2e-build.sh copies them from the kubernetes module); the specs mount it as an image volume and read data.json, etc/os-release (agnhost's carries alpine's, as upstream's base) and etc/passwd",
+		UsedBy:   "e2e/common/node/image_volume.go, e2e_node/image_volume.go",
 	},
 	{
 		Name:     "registry.k8s.io/e2e-test-images/agnhost:2.55",
