@@ -26,3 +26,25 @@ func TestVerdict(t *testing.T) {
 		})
 	}
 }
+
+// The ratio and the goal are against the first peer; every peer keeps its
+// column and its own ratio.
+func TestTableAdd(t *testing.T) {
+	tab := table{peers: []string{"containerd-2.4", "containerd-1.6"}}
+	tab.add("startup", "ms", goal{ratio: 0.30}, map[string][]float64{
+		"husk":           {30, 20, 10},
+		"containerd-2.4": {100, 300, 200},
+		"containerd-1.6": {50, 50, 50},
+	})
+	r := tab.rows[0]
+	if r.Against != "containerd-2.4" || r.Ratio != 0.1 || r.Met == nil || !*r.Met {
+		t.Errorf("against %q ratio %v met %v; want containerd-2.4, 0.1, met", r.Against, r.Ratio, r.Met)
+	}
+	if r.Ratios["containerd-1.6"] != 0.4 || r.Peers["containerd-2.4"].Median != 200 || r.Peers["containerd-2.4"].P90 != 300 {
+		t.Errorf("peers %v ratios %v", r.Peers, r.Ratios)
+	}
+	tab.add("no goal", "ms", goal{}, map[string][]float64{"husk": {1}, "containerd-2.4": {2}})
+	if tab.rows[1].Met != nil {
+		t.Errorf("a row without a goal has met = %v", *tab.rows[1].Met)
+	}
+}
