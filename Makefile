@@ -202,10 +202,12 @@ soak: deps build
 	$(TEST_ENV) HUSK_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -v -timeout 3h -run '^TestSoak$$' ./conformance/integration/
 
 # Benchmarks: speed and memory, measured, never asserted; husk side by
-# side with Debian's containerd where a benchmark compares.
+# side with containerd 2.4 + runc 1.5 (built once by scripts/containerd2.sh
+# into /var/cache/husk) and Debian's containerd 1.6 where a benchmark
+# compares.
 bench: build
 	./scripts/deps.sh --bench
-	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+	$(TEST_ENV) HUSK_CONTAINERD2=$(TOOLS)/containerd2 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 clean:
 	rm -rf $(BIN) $(RACE_BIN) $(TOOLS)

@@ -13,8 +13,9 @@ fi
 # Debian packages: a C toolchain and libseccomp for husk-runc (static),
 # util-linux and iproute2 for the tests' nsenter and ip, and what the
 # images and network work uses: busybox-static, the CNI plugins.
-# `deps.sh --bench` also installs Debian's containerd (1.6) and runc, the
-# runtime the benchmarks compare husk with.
+# `deps.sh --bench` also installs Debian's containerd (1.6) and runc, which
+# the benchmarks keep for reference, and builds today's peer, containerd 2.4
+# with runc 1.5 (scripts/containerd2.sh, at the end).
 extra=""
 [ "${1:-}" = "--bench" ] && extra="containerd runc"
 
@@ -77,4 +78,9 @@ if [ "$(cat "$TOOLS/bin/.critest.version" 2>/dev/null)" != "$CRI_TOOLS_VERSION" 
 	[ -d "$src" ] || { echo "deps.sh: cannot download sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" >&2; exit 1; }
 	(cd "$src" && GOFLAGS=-mod=mod go test -c -o "$TOOLS/bin/critest" ./cmd/critest)
 	echo "$CRI_TOOLS_VERSION" >"$TOOLS/bin/.critest.version"
+fi
+
+# Today's peer for the benchmarks, built once into /var/cache/husk.
+if [ "${1:-}" = "--bench" ]; then
+	./scripts/containerd2.sh
 fi

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -33,8 +32,8 @@ func pauseImage(b *testing.B) v1.Image {
 		images.Layer(images.File{Name: "pause", Body: bin, Mode: 0o755}))
 }
 
-// runtimes starts a registry with busybox and pause, a huskd, and (when
-// installed) a containerd, both pulling through the same mirrors.
+// runtimeUnderTest is husk or one of the containerd releases it is
+// compared with; name is "husk" or the containerdtest.Release.
 type runtimeUnderTest struct {
 	name     string
 	endpoint string // unix://…
@@ -44,9 +43,13 @@ type runtimeUnderTest struct {
 	samples  map[string][]time.Duration
 }
 
-// With podNetwork, containerd gets a CNI config directory holding husk's
-// built-in network (its own bridge and subnet), so that both run the same
-// plugins; without it, only host-network pods can run on containerd.
+// runtimes starts a registry with busybox and pause, a huskd, and each
+// containerd release that is installed (containerdtest.Releases, in that
+// order, after husk), all pulling through the same mirrors.
+//
+// With podNetwork, each containerd gets a CNI config directory holding
+// husk's built-in network (on a bridge of its own), so that all run the
+// same plugins; without it, only host-network pods can run on containerd.
 func runtimes(b *testing.B, podNetwork bool) []*runtimeUnderTest {
 	b.Helper()
 	// critest's images (busybox among them), so that critest -benchmark
@@ -57,21 +60,37 @@ func runtimes(b *testing.B, podNetwork bool) []*runtimeUnderTest {
 	// At the verbosity huskd runs with in production, as containerd does.
 	h := huskdtest.Start(b, append(huskdtest.Config(b, fmt.Sprintf("[registry]\nconfig_path = %q\n", hostsDir)), "-v", "0")...)
 	out := []*runtimeUnderTest{{name: "husk", endpoint: "unix://" + h.Sock, rt: h.Runtime, images: h.Images, pid: h.PID}}
-	if _, err := exec.LookPath("containerd"); err == nil && os.Getenv("HUSK_BENCH_ONLY") == "" {
-		opts := containerdtest.Options{HostsDir: hostsDir}
-		if podNetwork {
-			opts.CNIConfDir = containerdtest.Network(b)
-		}
-		c := containerdtest.Start(b, opts)
-		out = append(out, &runtimeUnderTest{name: "containerd", endpoint: "unix://" + c.Sock, rt: c.Runtime, images: c.Images, pid: c.PID})
-	} else {
-		b.Log("containerd is not installed or HUSK_BENCH_ONLY is set; measuring husk alone")
+	for _, c := range peers(b, hostsDir, podNetwork) {
+		out = append(out, &runtimeUnderTest{name: string(c.Release), endpoint: "unix://" + c.Sock, rt: c.Runtime, images: c.Images, pid: c.PID})
 	}
 	for _, r := range out {
 		r.samples = map[string][]time.Duration{}
 		if _, err := r.images.PullImage(context.Background(), &runtime.ImageSpec{Image: busyboxRef}, nil, nil); err != nil {
 			b.Fatalf("%s: pulling busybox: %v", r.name, err)
 		}
+	}
+	return out
+}
+
+// peers starts each containerd release that is installed, saying which
+// are not; none with HUSK_BENCH_ONLY set (husk alone).
+func peers(b *testing.B, hostsDir string, podNetwork bool) []*containerdtest.Containerd {
+	b.Helper()
+	if os.Getenv("HUSK_BENCH_ONLY") != "" {
+		b.Log("HUSK_BENCH_ONLY is set: measuring husk alone")
+		return nil
+	}
+	var out []*containerdtest.Containerd
+	for _, rel := range containerdtest.Releases {
+		if _, err := containerdtest.Find(rel); err != nil {
+			b.Logf("%s left out: %v", rel, err)
+			continue
+		}
+		opts := containerdtest.Options{Release: rel, HostsDir: hostsDir}
+		if podNetwork {
+			opts.CNIConfDir = containerdtest.Network(b)
+		}
+		out = append(out, containerdtest.Start(b, opts))
 	}
 	return out
 }
@@ -138,14 +157,16 @@ func reportSamples(b *testing.B, rts []*runtimeUnderTest, what string) {
 			b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, r.name+"-"+what+"-p99-ms")
 		}
 	}
-	if c, ok := med["containerd"]; ok && c > 0 {
-		b.ReportMetric(med["husk"]/c, what+"-husk/containerd")
+	for _, r := range rts[1:] {
+		if c := med[r.name]; c > 0 {
+			b.ReportMetric(med["husk"]/c, what+"-husk/"+r.name)
+		}
 	}
 }
 
 // BenchmarkContainerStartStop times CreateContainer+StartContainer and
 // StopContainer+RemoveContainer of a busybox sleep in a host-network pod
-// (no CNI on either side), husk and containerd alternately, 30 rounds.
+// (no CNI on any side), husk and each containerd alternately, 30 rounds.
 func BenchmarkContainerStartStop(b *testing.B) {
 	rts := runtimes(b, false)
 	ctx := context.Background()

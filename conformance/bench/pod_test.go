@@ -17,7 +17,7 @@ func networkPod(name string) *runtime.PodSandboxConfig {
 
 // BenchmarkRunPodSandboxBridge times RunPodSandbox and then
 // StopPodSandbox+RemovePodSandbox of a pod on a bridge network, husk and
-// containerd alternately, 30 pods each: both run the same CNI plugins
+// each containerd alternately, 30 pods each: all run the same CNI plugins
 // (bridge, host-local, portmap, bandwidth from /usr/lib/cni) with the
 // same configuration, each on its own bridge.
 func BenchmarkRunPodSandboxBridge(b *testing.B) {

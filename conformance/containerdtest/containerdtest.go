@@ -1,12 +1,15 @@
-// Package containerdtest starts Debian's containerd (1.6) with its CRI
-// plugin on its own socket, root and state, configured like husk's tests
-// (the same hosts.toml mirrors, CNI plugins and cgroup driver), so that
-// benchmarks measure both runtimes on one machine in one run.
+// Package containerdtest starts a containerd with its CRI plugin on its own
+// socket, root and state, configured like husk's tests (the same hosts.toml
+// mirrors, CNI plugins and cgroup driver), so that benchmarks measure husk
+// and containerd on one machine in one run. Two releases: today's
+// containerd 2.4 with runc 1.5 (built by scripts/containerd2.sh), and
+// Debian 12's containerd 1.6, out of support, kept for reference.
 package containerdtest
 
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,8 +26,72 @@ import (
 	"github.com/huskrt/husk/network"
 )
 
+// Release is a containerd the benchmarks compare husk with; its value
+// names it in tables and metric units (so: no spaces).
+type Release string
+
+const (
+	// V2 is containerd v2.4.2 with runc v1.5.3, today's peer (issue 19),
+	// built from the Go module proxy by scripts/containerd2.sh into
+	// $HUSK_CONTAINERD2 (default: the clone's .tools/containerd2).
+	V2 Release = "containerd-2.4"
+	// Debian is Debian 12's containerd 1.6 with its runc 1.1, from PATH.
+	Debian Release = "containerd-1.6"
+)
+
+// Releases lists the peers in the order the benchmarks run them: the
+// first one installed is the one ratios are taken against.
+var Releases = []Release{V2, Debian}
+
+// V2Dir is the directory holding containerd 2.4's containerd,
+// containerd-shim-runc-v2 and runc.
+func V2Dir() string {
+	if d := os.Getenv("HUSK_CONTAINERD2"); d != "" {
+		return d
+	}
+	// Tests run in their package's directory; the clone's root is the
+	// first parent holding go.mod.
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, ".tools", "containerd2")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// Find returns the containerd binary of rel, or an error that says how to
+// install it.
+func Find(rel Release) (string, error) {
+	switch rel {
+	case V2:
+		dir := V2Dir()
+		for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+				return "", fmt.Errorf("containerd 2.4 is not built (no %s in %q): `make bench` builds it (scripts/containerd2.sh)", b, dir)
+			}
+		}
+		return filepath.Join(dir, "containerd"), nil
+	case Debian:
+		bin, err := exec.LookPath("containerd")
+		if err != nil {
+			return "", errors.New("containerd 1.6 (Debian's) is not installed: `make bench` installs it (scripts/deps.sh --bench)")
+		}
+		return bin, nil
+	}
+	return "", fmt.Errorf("unknown containerd release %q", rel)
+}
+
 // Containerd is one running containerd.
 type Containerd struct {
+	Release Release
 	Dir     string
 	Sock    string
 	LogPath string
@@ -37,59 +104,47 @@ type Containerd struct {
 
 // Options configure the containerd under test.
 type Options struct {
+	// Release is the containerd to start; empty means Debian.
+	Release Release
 	// HostsDir is the registry config_path (hosts.toml directories).
 	HostsDir string
 	// CNIConfDir holds the CNI network config; empty means none.
 	CNIConfDir string
 }
 
-// Start starts containerd, or skips the benchmark when it is not
-// installed (`make bench` installs it).
+// sandboxImage is the pause image both releases pull for their sandboxes:
+// the benchmarks serve it from their local registry.
+const sandboxImage = "registry.k8s.io/pause:3.9"
+
+// Start starts containerd, or skips the test when that release is not
+// installed (`make bench` installs both).
 func Start(t testing.TB, opts Options) *Containerd {
 	t.Helper()
-	bin, err := exec.LookPath("containerd")
+	if opts.Release == "" {
+		opts.Release = Debian
+	}
+	bin, err := Find(opts.Release)
 	if err != nil {
-		t.Skip("containerd is not installed: `make bench` installs Debian's containerd for the comparison")
+		t.Skip(err)
 	}
 	dir, err := os.MkdirTemp("/tmp", "ctrd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Containerd{Dir: dir, Sock: filepath.Join(dir, "containerd.sock"), LogPath: filepath.Join(dir, "containerd.log"), t: t}
+	c := &Containerd{Release: opts.Release, Dir: dir, Sock: filepath.Join(dir, "containerd.sock"), LogPath: filepath.Join(dir, "containerd.log"), t: t}
 	cniConf := opts.CNIConfDir
 	if cniConf == "" {
 		cniConf = filepath.Join(dir, "cni")
 	}
-	config := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-oom_score = 0
-
-[grpc]
-  address = %q
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.9"
-  # Root here lacks CAP_SYS_RESOURCE: never ask for a lower oom_score_adj.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-    # The handler Kubernetes' node e2e suite's RuntimeClass specs name, as
-    # its containerd CI config defines it.
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = %q
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Sock, filepath.Join(dir, "opt"), cniConf, opts.HostsDir)
+	config := configV2(dir, c.Sock, cniConf, opts.HostsDir)
+	env := os.Environ()
+	if opts.Release == V2 {
+		binDir := filepath.Dir(bin)
+		config = configV3(dir, c.Sock, cniConf, opts.HostsDir, filepath.Join(binDir, "runc"))
+		// containerd finds its shim in PATH: its own first, not Debian's
+		// 1.6 one in /usr/bin (exec keeps the last PATH in env).
+		env = append(env, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -100,6 +155,7 @@ oom_score = 0
 	}
 	defer logf.Close()
 	c.cmd = exec.Command(bin, "--config", confPath)
+	c.cmd.Env = env
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {
@@ -134,6 +190,91 @@ oom_score = 0
 		time.Sleep(50 * time.Millisecond)
 	}
 	return c
+}
+
+// configV2 is Debian's containerd 1.6 configuration (config version 2).
+func configV2(dir, sock, cniConf, hostsDir string) string {
+	return fmt.Sprintf(`version = 2
+root = %q
+state = %q
+oom_score = 0
+
+[grpc]
+  address = %q
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  # Root here lacks CAP_SYS_RESOURCE: never ask for a lower oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    # The handler Kubernetes' node e2e suite's RuntimeClass specs name, as
+    # its containerd CI config defines it.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = %q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, filepath.Join(dir, "opt"), sandboxImage, cniConf, hostsDir)
+}
+
+// configV3 is containerd 2.x's configuration (config version 3, where the
+// CRI plugin is split into a runtime and an images plugin), the same
+// choices as configV2's, with runc at runc.
+func configV3(dir, sock, cniConf, hostsDir, runc string) string {
+	return fmt.Sprintf(`version = 3
+root = %q
+state = %q
+oom_score = 0
+
+[grpc]
+  address = %q
+
+[plugins.'io.containerd.internal.v1.opt']
+  path = %q
+
+# NRI, off by default in 1.6, would listen on the machine's
+# /var/run/nri/nri.sock.
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = 'overlayfs'
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = %q
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = %q
+
+[plugins.'io.containerd.cri.v1.runtime']
+  # Root here lacks CAP_SYS_RESOURCE: never ask for a lower oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = 'runc'
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = 'io.containerd.runc.v2'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = %[7]q
+        Root = %[8]q
+    # The handler Kubernetes' node e2e suite's RuntimeClass specs name, as
+    # its containerd CI config defines it.
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.test-handler]
+      runtime_type = 'io.containerd.runc.v2'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.test-handler.options]
+        BinaryName = %[7]q
+        Root = %[8]q
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ['/usr/lib/cni']
+    conf_dir = %[9]q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, filepath.Join(dir, "opt"), sandboxImage, hostsDir,
+		runc, filepath.Join(dir, "runc"), cniConf)
 }
 
 // PID is containerd's process ID.
