@@ -157,6 +157,14 @@ func prepareHost(t testing.TB) host { return prepareHostAt(t, "") }
 // test's own.
 func prepareHostAt(t testing.TB, cgroupRoot string) host {
 	t.Helper()
+	return prepareHostWith(t, cgroupRoot, false)
+}
+
+// prepareHostWith is prepareHostAt; with ownMounts (a kubelet started by
+// startNodeWith with ownMounts, which writes hostPaths in a mount
+// namespace of its own) it leaves hostPaths alone.
+func prepareHostWith(t testing.TB, cgroupRoot string, ownMounts bool) host {
+	t.Helper()
 	for _, s := range kernelTunables {
 		p := filepath.Join("/proc/sys", s)
 		if b, err := os.ReadFile(p); err == nil {
@@ -170,6 +178,9 @@ func prepareHostAt(t testing.TB, cgroupRoot string) host {
 	// What of hostPaths the node lacks now goes at the end, from the
 	// topmost missing directory down.
 	for _, p := range hostPaths {
+		if ownMounts {
+			break
+		}
 		top := ""
 		for d := p; d != "/"; d = filepath.Dir(d) {
 			if _, err := os.Lstat(d); !os.IsNotExist(err) {
@@ -346,19 +357,34 @@ func startNode(t testing.TB, bin, sock string, h host, extraConfig string) *node
 	return startNodeWith(t, bin, sock, h, extraConfig, false)
 }
 
-// devicePlugins is the directory of kubelet's device manager, a constant
-// of the device plugin API whatever kubelet's root dir: at start kubelet
-// removes every socket in it and listens on its kubelet.sock there.
-const devicePlugins = "/var/lib/kubelet/device-plugins"
+// privateDirs are the parents of hostPaths that a kubelet started with
+// ownMounts finds empty, each a tmpfs of its own. /var/lib/kubelet holds
+// the device manager's directory, a constant of the device plugin API
+// whatever kubelet's root dir: at start kubelet removes every socket in it
+// and listens on its kubelet.sock there.
+var privateDirs = []string{"/var/lib/kubelet", "/var/log/containers"}
 
 // startNodeWith is startNode; with ownMounts, kubelet runs in a mount
-// namespace of its own where devicePlugins is a tmpfs, so that it leaves
-// alone the sockets and checkpoint of another kubelet running on the
-// machine (a node e2e run). Its other mounts (its root dir made shared)
-// are then private to it too, and go with it; the runtime sees its files
-// all the same.
+// namespace of its own where privateDirs are tmpfs, so that it leaves
+// alone the sockets, checkpoint and log links of another kubelet running
+// on the machine (a node e2e run), and needs no prepareHost of hostPaths
+// (prepareHostWith). Its other mounts (its root dir made shared) are then
+// private to it too, and go with it; the runtime sees its files all the
+// same. A privateDir the host lacks is made as a mount point and removed
+// at the end if still empty, never recursively: another kubelet may have
+// started to use it meanwhile.
 func startNodeWith(t testing.TB, bin, sock string, h host, extraConfig string, ownMounts bool) *node {
 	t.Helper()
+	if ownMounts {
+		for _, d := range privateDirs {
+			if _, err := os.Stat(d); os.IsNotExist(err) {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = os.Remove(d) })
+			}
+		}
+	}
 	dir, err := os.MkdirTemp("/tmp", "hkkubelet")
 	if err != nil {
 		t.Fatal(err)
@@ -398,12 +424,9 @@ func startNodeWith(t testing.TB, bin, sock string, h host, extraConfig string, o
 	args := []string{bin, "--config", cfg, "--root-dir", n.rootDir, "--cert-dir", n.certDir,
 		"--hostname-override", n.name, "--v", "2"}
 	if ownMounts {
-		if err := os.MkdirAll(devicePlugins, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		// unshare and sh exec kubelet: its PID is the command's.
-		args = append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-			`mount -t tmpfs -o size=1m,mode=0755 kubelet-device-plugins "$1" && shift && exec "$@"`, "sh", devicePlugins}, args...)
+		script := `for d in ` + strings.Join(privateDirs, " ") + `; do mount -t tmpfs -o size=16m,mode=0755 hkkubelet "$d" || exit 1; done; exec "$@"`
+		args = append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"}, args...)
 	}
 	n.cmd = exec.Command(args[0], args[1:]...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
