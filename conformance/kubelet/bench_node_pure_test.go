@@ -33,6 +33,26 @@ func TestHistogramQuantile(t *testing.T) {
 	}
 }
 
+// The quantile over the upper samples: what startHistogram takes when
+// kubelet observed each pod twice.
+func TestHistogramRank(t *testing.T) {
+	// 10 pods: 10 first-sync samples under 0.5 s, then 2 under 1 s, 6
+	// under 2 s and 2 under 3 s.
+	b := []bucket{{0.5, 10}, {1, 12}, {2, 18}, {3, 20}, {math.Inf(1), 20}}
+	for _, c := range []struct {
+		rank, want float64
+	}{
+		{10 + 0.5*10, 1.5},   // the p50 of the 10 upper ones
+		{10 + 0.99*10, 2.95}, // their p99
+		{10, 0.5},
+		{0, 0},
+	} {
+		if got := histogramRank(c.rank, b); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("histogramRank(%v) = %v, want %v", c.rank, got, c.want)
+		}
+	}
+}
+
 func TestHistogramBuckets(t *testing.T) {
 	metrics := `# HELP kubelet_pod_start_duration_seconds [ALPHA] Duration
 # TYPE kubelet_pod_start_duration_seconds histogram
