@@ -17,7 +17,7 @@ RUNC_TAGS    := seccomp netgo osusergo
 RUNC_LDFLAGS := -s -w -X main.version=$(VERSION) -extldflags -static
 GO_LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build deps run install test conformance bench clean fuzz race-build test-cgroupv2 node-e2e-build node-e2e node-e2e-quick soak
+.PHONY: all build deps run install test conformance bench bench-node clean fuzz race-build test-cgroupv2 node-e2e-build node-e2e node-e2e-quick soak
 
 all: build
 
@@ -208,6 +208,17 @@ soak: deps build
 bench: build
 	./scripts/deps.sh --bench
 	$(TEST_ENV) HUSK_CONTAINERD2=$(TOOLS)/containerd2 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+# A full node under kubelet (issue 19.3): kubelet v1.37.2 standalone with
+# HUSK_BENCH_NODE_PODS static pods (110) against husk, husk with
+# EventedPLEG, containerd 2.4 and Debian's 1.6 in turn; all-Ready time,
+# kubelet's startup histogram, the runtime's CPU and memory over
+# HUSK_BENCH_NODE_STEADY (5m), delete time; one table, JSON in
+# bench-results/node-*.json.
+bench-node: build
+	./scripts/deps.sh --bench
+	./scripts/kubelet.sh
+	$(TEST_ENV) HUSK_CONTAINERD2=$(TOOLS)/containerd2 HUSK_BENCH_NODE=1 $(GO) test -count=1 -run '^$$' -bench '^BenchmarkNode$$' -benchtime 1x -timeout 3h ./conformance/kubelet/
 
 clean:
 	rm -rf $(BIN) $(RACE_BIN) $(TOOLS)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,157 +16,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/conformance/benchtable"
 	"github.com/huskrt/husk/conformance/huskdtest"
 )
-
-// goal is what a row must reach (issue 19): husk's median at most ratio
-// times the reference peer's and, when limit is set, under limit in the
-// row's unit. The zero goal is none.
-type goal struct{ ratio, limit float64 }
-
-// column is one peer's figures in a row.
-type column struct {
-	Median float64 `json:"median"`
-	P90    float64 `json:"p90"`
-}
-
-// row is one line of the comparison: a median and p90 per runtime (one
-// value for a memory figure), and the ratios husk/peer of the medians.
-type row struct {
-	What       string             `json:"what"`
-	Unit       string             `json:"unit"`
-	Samples    int                `json:"samples"`
-	HuskMedian float64            `json:"husk_median"`
-	HuskP90    float64            `json:"husk_p90"`
-	Peers      map[string]column  `json:"peers,omitempty"`  // by containerdtest.Release
-	Ratios     map[string]float64 `json:"ratios,omitempty"` // husk/peer, by peer
-	Against    string             `json:"ratio_against,omitempty"`
-	Ratio      float64            `json:"ratio"` // husk/Against
-	Target     float64            `json:"target,omitempty"`
-	Limit      float64            `json:"limit,omitempty"` // in Unit
-	Met        *bool              `json:"met,omitempty"`
-}
-
-// table is the comparison; peers are the containerd releases measured, in
-// column order, the first the one ratios and targets are against.
-type table struct {
-	peers []string
-	rows  []row
-}
-
-func quantile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[int(q*float64(len(s)-1)+0.5)]
-}
-
-// add records one workload's samples, by runtime name.
-func (t *table) add(what, unit string, g goal, samples map[string][]float64) {
-	husk := samples["husk"]
-	r := row{What: what, Unit: unit, Samples: len(husk), Target: g.ratio, Limit: g.limit,
-		HuskMedian: quantile(husk, 0.5), HuskP90: quantile(husk, 0.9),
-		Peers: map[string]column{}, Ratios: map[string]float64{}}
-	for _, p := range t.peers {
-		c := column{Median: quantile(samples[p], 0.5), P90: quantile(samples[p], 0.9)}
-		r.Peers[p] = c
-		if c.Median > 0 {
-			r.Ratios[p] = r.HuskMedian / c.Median
-		}
-	}
-	if len(t.peers) > 0 {
-		r.Against, r.Ratio = t.peers[0], r.Ratios[t.peers[0]]
-	}
-	if met, _, ok := verdict(r); ok {
-		r.Met = &met
-	}
-	t.rows = append(t.rows, r)
-}
-
-// verdict tells whether r meets its goal, in words with the margin
-// (target/ratio: above 1 is headroom, below 1 the factor still missing);
-// ok is false for a row without a goal or without a peer to judge by.
-func verdict(r row) (met bool, text string, ok bool) {
-	if r.Target == 0 && r.Limit == 0 {
-		return false, "", false
-	}
-	var parts []string
-	met = true
-	if r.Target > 0 {
-		if r.Ratio <= 0 {
-			return false, "no peer", false
-		}
-		met = r.Ratio <= r.Target
-		parts = append(parts, fmt.Sprintf("x%.2f", r.Target/r.Ratio))
-	}
-	if r.Limit > 0 {
-		if r.HuskMedian < r.Limit {
-			parts = append(parts, fmt.Sprintf("%.3g<%g %s", r.HuskMedian, r.Limit, r.Unit))
-		} else {
-			met = false
-			parts = append(parts, fmt.Sprintf("%.3g>=%g %s", r.HuskMedian, r.Limit, r.Unit))
-		}
-	}
-	word := "met"
-	if !met {
-		word = "NOT met"
-	}
-	return met, word + " (" + strings.Join(parts, "; ") + ")", true
-}
-
-func (t *table) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-44s %5s %9s %9s", "workload", "n", "husk", "husk p90")
-	for _, p := range t.peers {
-		fmt.Fprintf(&b, " %15s %9s", p, "p90")
-	}
-	fmt.Fprintf(&b, " %6s %6s  %s\n", "ratio", "target", "goal")
-	for _, r := range t.rows {
-		fmt.Fprintf(&b, "%-44s %5d %9.2f %9.2f", r.What+" ("+r.Unit+")", r.Samples, r.HuskMedian, r.HuskP90)
-		for _, p := range t.peers {
-			fmt.Fprintf(&b, " %15.2f %9.2f", r.Peers[p].Median, r.Peers[p].P90)
-		}
-		target := ""
-		if r.Target > 0 {
-			target = fmt.Sprintf("%.2f", r.Target)
-		}
-		_, text, _ := verdict(r)
-		fmt.Fprintf(&b, " %6.3f %6s  %s\n", r.Ratio, target, text)
-	}
-	return b.String()
-}
-
-// write saves the table as JSON under bench-results/ (or $HUSK_BENCH_JSON),
-// so that runs can be compared over time.
-func (t *table) write(b *testing.B) {
-	path := os.Getenv("HUSK_BENCH_JSON")
-	if path == "" {
-		dir := filepath.Join("..", "..", "bench-results")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		path = filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z")+".json")
-	}
-	host, _ := os.Hostname()
-	cpus := goruntime.NumCPU()
-	body, err := json.MarshalIndent(map[string]any{
-		"time": time.Now().UTC(), "host": host, "cpus": cpus, "kernel": kernel(), "rows": t.rows,
-	}, "", "  ")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(path, body, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	fmt.Printf("results written to %s\n", path)
-}
-
-func kernel() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return strings.TrimSpace(string(b))
-}
 
 func ms(d []time.Duration) []float64 {
 	out := make([]float64, len(d))
@@ -206,9 +57,9 @@ func BenchmarkCompare(b *testing.B) {
 		b.Skip("no containerd is installed: `make bench` installs them")
 	}
 	ctx := context.Background()
-	var tab table
+	tab := benchtable.Table{}
 	for _, r := range rts[1:] {
-		tab.peers = append(tab.peers, r.name)
+		tab.Peers = append(tab.Peers, r.name)
 	}
 	b.ResetTimer()
 
@@ -251,8 +102,8 @@ func BenchmarkCompare(b *testing.B) {
 			})
 		}
 	}
-	tab.add("pod startup: RunPodSandbox+Create+Start", "ms", goal{ratio: 0.30}, msOf(rts, "startup"))
-	tab.add("teardown: StopCtr+RmCtr+StopPod+RmPod", "ms", goal{ratio: 0.30}, msOf(rts, "teardown"))
+	tab.Add("pod startup: RunPodSandbox+Create+Start", "ms", benchtable.Goal{Ratio: 0.30}, msOf(rts, "startup"))
+	tab.Add("teardown: StopCtr+RmCtr+StopPod+RmPod", "ms", benchtable.Goal{Ratio: 0.30}, msOf(rts, "teardown"))
 
 	// ExecSync of true, 200 rounds, alternately, in one container each.
 	execCtr := map[string]string{}
@@ -276,7 +127,7 @@ func BenchmarkCompare(b *testing.B) {
 			})
 		}
 	}
-	tab.add("ExecSync true", "ms", goal{ratio: 0.35}, msOf(rts, "execsync"))
+	tab.Add("ExecSync true", "ms", benchtable.Goal{Ratio: 0.35}, msOf(rts, "execsync"))
 
 	// Before the pods below, which would weigh on it.
 	critestBenchmarks(b, &tab, rts)
@@ -320,12 +171,12 @@ func BenchmarkCompare(b *testing.B) {
 		}
 	}
 	pods, ctrs := listPods+1, 2*listPods+1
-	tab.add(fmt.Sprintf("ListPodSandbox, %d pods", pods), "ms", goal{}, msOf(rts, "listpods"))
-	tab.add("  the client decoding its answer alone", "ms", goal{}, msOf(rts, "decodepods"))
-	tab.add(fmt.Sprintf("ListContainers, %d containers", ctrs), "ms", goal{}, msOf(rts, "listctrs"))
-	tab.add("  the client decoding its answer alone", "ms", goal{}, msOf(rts, "decodectrs"))
-	tab.add("Version: a call's round trip, no work", "ms", goal{}, msOf(rts, "version"))
-	tab.add(fmt.Sprintf("ListContainerStats, %d containers", ctrs), "ms", goal{ratio: 0.05, limit: 10}, msOf(rts, "liststats"))
+	tab.Add(fmt.Sprintf("ListPodSandbox, %d pods", pods), "ms", benchtable.Goal{}, msOf(rts, "listpods"))
+	tab.Add("  the client decoding its answer alone", "ms", benchtable.Goal{}, msOf(rts, "decodepods"))
+	tab.Add(fmt.Sprintf("ListContainers, %d containers", ctrs), "ms", benchtable.Goal{}, msOf(rts, "listctrs"))
+	tab.Add("  the client decoding its answer alone", "ms", benchtable.Goal{}, msOf(rts, "decodectrs"))
+	tab.Add("Version: a call's round trip, no work", "ms", benchtable.Goal{}, msOf(rts, "version"))
+	tab.Add(fmt.Sprintf("ListContainerStats, %d containers", ctrs), "ms", benchtable.Goal{Ratio: 0.05, Limit: 10}, msOf(rts, "liststats"))
 
 	// Memory with a full node's pods running (the exec pod is one).
 	scalePods(listPods, nodePods-1)
@@ -341,20 +192,24 @@ func BenchmarkCompare(b *testing.B) {
 		m := podOverhead(b, r.pid(), nodePods)
 		private[r.name], pss[r.name], rss[r.name] = []float64{m.private}, []float64{m.pss}, []float64{m.rss}
 	}
-	tab.add("daemon RSS, idle", "MiB", goal{}, idle)
-	tab.add(fmt.Sprintf("daemon RSS, %d pods", nodePods), "MiB", goal{ratio: 0.30}, busy)
-	tab.add("per pod, shim+pause private", "MiB", goal{ratio: 0.30, limit: 0.8}, private)
-	tab.add("per pod, shim+pause PSS", "MiB", goal{}, pss)
-	tab.add("per pod, shim+pause RSS", "MiB", goal{}, rss)
+	tab.Add("daemon RSS, idle", "MiB", benchtable.Goal{}, idle)
+	tab.Add(fmt.Sprintf("daemon RSS, %d pods", nodePods), "MiB", benchtable.Goal{Ratio: 0.30}, busy)
+	tab.Add("per pod, shim+pause private", "MiB", benchtable.Goal{Ratio: 0.30, Limit: 0.8}, private)
+	tab.Add("per pod, shim+pause PSS", "MiB", benchtable.Goal{}, pss)
+	tab.Add("per pod, shim+pause RSS", "MiB", benchtable.Goal{}, rss)
 
 	b.StopTimer()
 	others := ""
-	if len(tab.peers) > 1 {
-		others = strings.Join(tab.peers[1:], ", ") + " for reference; "
+	if len(tab.Peers) > 1 {
+		others = strings.Join(tab.Peers[1:], ", ") + " for reference; "
 	}
 	fmt.Printf("\nhusk vs %s (ratio = husk/%[1]s of the medians; %[2]smemory: one reading; goal: met or not, x = target/ratio)\n%[3]s",
-		tab.peers[0], others, tab.String())
-	tab.write(b)
+		tab.Peers[0], others, tab.String())
+	path, err := tab.Write("", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("results written to %s\n", path)
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -457,7 +312,7 @@ imagesNumberParallel: 1
 // critestBenchmarks runs critest -benchmark against each runtime in turn
 // and adds a row per benchmark operation (CreatePod, StartContainer, …)
 // with the median and p90 of its samples.
-func critestBenchmarks(b *testing.B, tab *table, rts []*runtimeUnderTest) {
+func critestBenchmarks(b *testing.B, tab *benchtable.Table, rts []*runtimeUnderTest) {
 	bin := os.Getenv("HUSK_CRITEST")
 	if bin == "" {
 		b.Log("HUSK_CRITEST is not set: no critest -benchmark (make bench sets it)")
@@ -510,7 +365,7 @@ func critestBenchmarks(b *testing.B, tab *table, rts []*runtimeUnderTest) {
 		}
 	}
 	for _, op := range ops {
-		tab.add(op, "ms", goal{}, samples[op])
+		tab.Add(op, "ms", benchtable.Goal{}, samples[op])
 	}
 }
 

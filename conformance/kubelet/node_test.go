@@ -30,7 +30,7 @@ import (
 // node is one kubelet running standalone (no API server, pods from its
 // static pod directory) against a huskd.
 type node struct {
-	t         *testing.T
+	t         testing.TB
 	name      string // node name; a static pod is named <pod>-<node>
 	dir       string // root dir, cert dir, manifests, logs, config
 	rootDir   string
@@ -48,7 +48,7 @@ type node struct {
 }
 
 // kubeletBinary is $HUSK_KUBELET, built by scripts/kubelet.sh.
-func kubeletBinary(t *testing.T) string {
+func kubeletBinary(t testing.TB) string {
 	t.Helper()
 	bin := os.Getenv("HUSK_KUBELET")
 	if bin == "" {
@@ -149,13 +149,21 @@ var hostPaths = []string{"/var/lib/kubelet/device-plugins", "/var/log/containers
 // restoration: the kernel tunables, the hard-coded host paths, and the
 // cgroup root (see host). Call it before huskdtest.Start: its cleanup then
 // runs after huskd has removed its pods, when the cgroups are empty.
-func prepareHost(t *testing.T) host { return prepareHostAt(t, "") }
+func prepareHost(t testing.TB) host { return prepareHostAt(t, "") }
 
 // prepareHostAt is prepareHost with cgroupfs's cgroup root given: "/"
 // (where the node e2e suite's specs look for kubelet's cgroups) must hold
 // no kubepods yet, and kubepods goes at the end; "" is a new one of the
 // test's own.
-func prepareHostAt(t *testing.T, cgroupRoot string) host {
+func prepareHostAt(t testing.TB, cgroupRoot string) host {
+	t.Helper()
+	return prepareHostWith(t, cgroupRoot, false)
+}
+
+// prepareHostWith is prepareHostAt; with ownMounts (a kubelet started by
+// startNodeWith with ownMounts, which writes hostPaths in a mount
+// namespace of its own) it leaves hostPaths alone.
+func prepareHostWith(t testing.TB, cgroupRoot string, ownMounts bool) host {
 	t.Helper()
 	for _, s := range kernelTunables {
 		p := filepath.Join("/proc/sys", s)
@@ -170,6 +178,9 @@ func prepareHostAt(t *testing.T, cgroupRoot string) host {
 	// What of hostPaths the node lacks now goes at the end, from the
 	// topmost missing directory down.
 	for _, p := range hostPaths {
+		if ownMounts {
+			break
+		}
 		top := ""
 		for d := p; d != "/"; d = filepath.Dir(d) {
 			if _, err := os.Lstat(d); !os.IsNotExist(err) {
@@ -231,7 +242,7 @@ func prepareHostAt(t *testing.T, cgroupRoot string) host {
 // registers its removal: kubelet asks systemd for its slices (kubepods,
 // the QoS classes, each pod's) and leaves them when it stops; stopping
 // kubepods.slice stops those below it.
-func prepareSlices(t *testing.T, h host) {
+func prepareSlices(t testing.TB, h host) {
 	t.Helper()
 	dir := filepath.Join("/sys/fs/cgroup", h.kubepods())
 	if _, err := os.Stat(dir); err == nil {
@@ -341,8 +352,39 @@ func (h host) cgroupSettings() string {
 // startNode starts kubelet against the huskd listening on sock, and waits
 // until its healthz answers; extraConfig is added to its configuration.
 // Cleanup stops it by its PID and unmounts its root dir.
-func startNode(t *testing.T, bin, sock string, h host, extraConfig string) *node {
+func startNode(t testing.TB, bin, sock string, h host, extraConfig string) *node {
 	t.Helper()
+	return startNodeWith(t, bin, sock, h, extraConfig, false)
+}
+
+// privateDirs are the parents of hostPaths that a kubelet started with
+// ownMounts finds empty, each a tmpfs of its own. /var/lib/kubelet holds
+// the device manager's directory, a constant of the device plugin API
+// whatever kubelet's root dir: at start kubelet removes every socket in it
+// and listens on its kubelet.sock there.
+var privateDirs = []string{"/var/lib/kubelet", "/var/log/containers"}
+
+// startNodeWith is startNode; with ownMounts, kubelet runs in a mount
+// namespace of its own where privateDirs are tmpfs, so that it leaves
+// alone the sockets, checkpoint and log links of another kubelet running
+// on the machine (a node e2e run), and needs no prepareHost of hostPaths
+// (prepareHostWith). Its other mounts (its root dir made shared) are then
+// private to it too, and go with it; the runtime sees its files all the
+// same. A privateDir the host lacks is made as a mount point and removed
+// at the end if still empty, never recursively: another kubelet may have
+// started to use it meanwhile.
+func startNodeWith(t testing.TB, bin, sock string, h host, extraConfig string, ownMounts bool) *node {
+	t.Helper()
+	if ownMounts {
+		for _, d := range privateDirs {
+			if _, err := os.Stat(d); os.IsNotExist(err) {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = os.Remove(d) })
+			}
+		}
+	}
 	dir, err := os.MkdirTemp("/tmp", "hkkubelet")
 	if err != nil {
 		t.Fatal(err)
@@ -379,8 +421,14 @@ func startNode(t *testing.T, bin, sock string, h host, extraConfig string) *node
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	n.cmd = exec.Command(bin, "--config", cfg, "--root-dir", n.rootDir, "--cert-dir", n.certDir,
-		"--hostname-override", n.name, "--v", "2")
+	args := []string{bin, "--config", cfg, "--root-dir", n.rootDir, "--cert-dir", n.certDir,
+		"--hostname-override", n.name, "--v", "2"}
+	if ownMounts {
+		// unshare and sh exec kubelet: its PID is the command's.
+		script := `for d in ` + strings.Join(privateDirs, " ") + `; do mount -t tmpfs -o size=16m,mode=0755 hkkubelet "$d" || exit 1; done; exec "$@"`
+		args = append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"}, args...)
+	}
+	n.cmd = exec.Command(args[0], args[1:]...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {
@@ -556,7 +604,7 @@ func (n *node) pods() ([]pod, error) {
 
 // waitPod polls /pods until the pod named name satisfies cond, and returns
 // it; it fails the test after timeout, saying what it saw last.
-func (n *node) waitPod(t *testing.T, timeout time.Duration, name, what string, cond func(*pod) bool) *pod {
+func (n *node) waitPod(t testing.TB, timeout time.Duration, name, what string, cond func(*pod) bool) *pod {
 	t.Helper()
 	var found *pod
 	n.eventually(t, timeout, "pod "+name+" "+what, func() (bool, string) {
@@ -578,7 +626,7 @@ func (n *node) waitPod(t *testing.T, timeout time.Duration, name, what string, c
 // eventually polls cond every 200 ms until it holds; after timeout, or if
 // kubelet exits meanwhile, it fails the test with what cond saw last and
 // the end of kubelet's log.
-func (n *node) eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func (n *node) eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
