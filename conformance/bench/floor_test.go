@@ -13,6 +13,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/huskrt/husk/conformance/benchtable"
 	"github.com/huskrt/husk/conformance/critest"
 	"github.com/huskrt/husk/conformance/huskdtest"
 )
@@ -111,8 +112,8 @@ func BenchmarkFloor(b *testing.B) {
 	fmt.Printf("%-58s %8.2f %8.2f\n", "fork + exec /bin/true", forkMed, forkP90)
 	fmt.Printf("%-58s %8.2f %8.2f\n", "clone into 5 new namespaces + exec (a pause's start)", spawnMed, spawnP90)
 	fmt.Printf("%-58s %8.2f %8.2f\n", "setns into a container's 5 namespaces + exec (an exec)", execMed, execP90)
-	fmt.Printf("%-58s %8.2f %8.2f  (%.1fx the exec floor)\n", "husk ExecSync true", quantile(execSync, 0.5), quantile(execSync, 0.9), quantile(execSync, 0.5)/execMed)
-	fmt.Printf("%-58s %8.2f %8.2f  (%.1fx the pod floor, %.2f ms)\n", "husk pod startup (RunPodSandbox+Create+Start, 30 rounds)", quantile(startup, 0.5), quantile(startup, 0.9), quantile(startup, 0.5)/podFloor, podFloor)
+	fmt.Printf("%-58s %8.2f %8.2f  (%.1fx the exec floor)\n", "husk ExecSync true", benchtable.Quantile(execSync, 0.5), benchtable.Quantile(execSync, 0.9), benchtable.Quantile(execSync, 0.5)/execMed)
+	fmt.Printf("%-58s %8.2f %8.2f  (%.1fx the pod floor, %.2f ms)\n", "husk pod startup (RunPodSandbox+Create+Start, 30 rounds)", benchtable.Quantile(startup, 0.5), benchtable.Quantile(startup, 0.9), benchtable.Quantile(startup, 0.5)/podFloor, podFloor)
 	b.ReportMetric(execMed, "exec-floor-ms")
 	b.ReportMetric(podFloor, "pod-floor-ms")
 	b.ReportMetric(0, "ns/op")
