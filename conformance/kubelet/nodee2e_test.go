@@ -77,9 +77,10 @@ func TestNodeE2E(t *testing.T) {
 }
 
 // TestNodeE2ESerial runs the suite's Serial specs that the selection
-// leaves out, one at a time (`make node-e2e` runs it after TestNodeE2E):
-// those of selectionSkips' other labels and of serialHostSkips are left
-// out still.
+// leaves out, one at a time (`make node-e2e-serial`): those of
+// selectionSkips' other labels and of serialHostSkips are left out still.
+// Its list of host skips is not complete yet (issue 16): the first run
+// was stopped after 58 of its specs.
 func TestNodeE2ESerial(t *testing.T) {
 	var skips []string
 	for _, s := range selectionSkips {
@@ -311,7 +312,21 @@ var hostSkips = []struct{ spec, why string }{
 
 // serialHostSkips are the Serial specs that cannot pass on this kind of
 // machine, whatever the runtime, each with why.
-var serialHostSkips = []struct{ spec, why string }{}
+var serialHostSkips = []struct{ spec, why string }{
+	// The suite restarts or stops kubelet with `sudo systemctl`; this host
+	// has no systemd (and no sudo): each of these fails at its first
+	// restart, whatever the runtime.
+	{"[sig-node] Containers Lifecycle when A node running restartable init containers reboots", "restarts kubelet through systemd"},
+	{"[sig-node] GracefulNodeShutdown", "stops kubelet through systemd, and needs logind's shutdown inhibitors"},
+	{"[sig-node] MirrorPod when kubelet restarts", "restarts kubelet through systemd"},
+	{"[sig-node] Pod Level HugePages Resources", "changes kubelet's configuration and restarts it through systemd"},
+	{"[sig-node] PodPidsLimit", "changes kubelet's configuration and restarts it through systemd"},
+	{"[sig-node] ReloadKubeletClientCAFileTest", "restarts kubelet through systemd"},
+	{"[sig-node] SeccompDefault", "changes kubelet's configuration and restarts it through systemd"},
+	{"after Kubelet restart", "restarts kubelet through systemd"},
+	{"[sig-node] Swap", "this host has no swap, and the swap specs want cgroup v2"},
+	{"[sig-node] Container Manager Misc Validate OOM score adjustments", "kubelet's and the pods' negative oom_score_adj need CAP_SYS_RESOURCE, which root lacks here"},
+}
 
 // nodeE2EExpected is the node e2e suite's ratchet file: the specs that
 // pass against huskd.
